@@ -1,0 +1,42 @@
+//! The `Connector` trait object that every plugin returns.
+
+use abi_stable::sabi_trait;
+use abi_stable::std_types::{RBox, RResult};
+
+use crate::types::{
+    ConnectorError, DirectoryPage, DirectoryRequest, FeedBatch, PollRequest, Reply, SendRequest,
+    StatusRequest,
+};
+
+/// One configured connector instance: the plugin's side of every call the engine makes.
+///
+/// The engine calls these methods from blocking threads, several at once, under a per-connector
+/// concurrency limit and deadline, so implementations must be thread-safe and may block on
+/// [`crate::Host`] services. New methods are added at the end with a default body.
+#[sabi_trait]
+pub trait Connector: Send + Sync {
+    /// Delivers an outbound message and returns the recipient's answer.
+    fn send(&self, request: SendRequest) -> RResult<Reply, ConnectorError>;
+
+    /// Asks the recipient for the state of a message it is still processing.
+    fn refresh_status(&self, request: StatusRequest) -> RResult<Reply, ConnectorError> {
+        let _ = request;
+        RResult::RErr(ConnectorError::unsupported("refresh_status"))
+    }
+
+    /// Reads the next batch of an external feed after a cursor.
+    fn poll_feed(&self, request: PollRequest) -> RResult<FeedBatch, ConnectorError> {
+        let _ = request;
+        RResult::RErr(ConnectorError::unsupported("poll_feed"))
+    }
+
+    /// Reads one page of a reference directory of the recipient.
+    #[sabi(last_prefix_field)]
+    fn fetch_directory(&self, request: DirectoryRequest) -> RResult<DirectoryPage, ConnectorError> {
+        let _ = request;
+        RResult::RErr(ConnectorError::unsupported("fetch_directory"))
+    }
+}
+
+/// Owned, type-erased connector as it crosses the plugin boundary.
+pub type ConnectorBox = Connector_TO<'static, RBox<()>>;

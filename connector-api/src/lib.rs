@@ -1,0 +1,41 @@
+//! ABI-stable interface between the UIG engine and its connector plugins.
+//!
+//! This crate is the only one in UIG that names `abi_stable`. A connector plugin is a `cdylib` that
+//! exports a [`ConnectorModuleRef`] root module; the engine loads it with [`load_connector_module`],
+//! which checks the abi_stable header, this crate's interface version and the layout of every type
+//! that crosses the boundary.
+//!
+//! Evolution rules, so that plugins built against an older minor version keep loading:
+//! - [`ConnectorModule`] is a prefix type: new fields go after the last one.
+//! - [`Connector`] and [`Host`] are `#[sabi_trait]` traits: new methods go at the end, with a default.
+//! - Kinds and capabilities ([`ErrorKind`], [`Capabilities`], [`RemoteState`]) are open integer
+//!   newtypes, not enums, so a new value never breaks an old reader.
+
+// The sabi_trait macro generates impl blocks inside a const item.
+#![allow(non_local_definitions)]
+
+mod connector;
+mod host;
+mod loader;
+mod module;
+mod types;
+
+#[cfg(feature = "sdk")]
+pub mod sdk;
+
+pub use connector::{Connector, ConnectorBox, Connector_TO};
+pub use host::{Host, HostBox, Host_TO};
+pub use loader::{load_connector_module, LoadError};
+pub use module::{ConnectorModule, ConnectorModuleRef, INTERFACE_VERSION};
+pub use types::*;
+
+/// Name of the symbol through which abi_stable finds a plugin's root module.
+pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
+
+/// Re-exports used by the SDK macro and by the engine; connector authors need not name them.
+#[doc(hidden)]
+pub mod reexports {
+    pub use abi_stable;
+    pub use abi_stable::sabi_trait::TD_Opaque;
+    pub use abi_stable::std_types::{RArc, RBox, ROption, RResult, RStr, RString, RVec, Tuple2};
+}

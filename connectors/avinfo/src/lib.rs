@@ -1,0 +1,204 @@
+//! UIG connector plugin for AVINFO: vehicle data by VIN or Russian plate number.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde_json::Value;
+use uig_connector_api::reexports::RString;
+use uig_connector_api::sdk::{HostContext, PluginConnector, PluginInfo};
+use uig_connector_api::{Capabilities, ConnectorError, HttpRequest, Reply, SendRequest};
+
+pub mod lookup;
+pub mod response;
+pub mod settings;
+
+use lookup::{Lookup, INVALID_PAYLOAD};
+use settings::Settings;
+
+/// The only entity this connector accepts.
+const VEHICLE_ENTITY: &str = "vehicle";
+
+/// Characters percent-encoded in a query value: everything except the URL-unreserved characters
+/// `A-Z a-z 0-9 - . _ ~`, which HTTP clients leave as they are.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Text that replaces the API key wherever it would appear in an error message.
+const REDACTED: &str = "***";
+
+/// The AVINFO connector: looks a vehicle up by VIN or plate, caches AVINFO's `data` object and
+/// reshapes it for the gateway's clients.
+pub struct Avinfo {
+    settings: Settings,
+    host: HostContext,
+    /// `{base_url}/api/v1/vehicle`, without a query.
+    endpoint: String,
+    /// The API key as it appears in the request URL.
+    encoded_api_key: String,
+    /// Pairs of directory and AVINFO code already reported as unmapped, so each is logged once
+    /// per connector instance.
+    unmapped_codes: Mutex<HashSet<(String, String)>>,
+}
+
+impl PluginConnector for Avinfo {
+    type Settings = Settings;
+
+    const INFO: PluginInfo = PluginInfo {
+        name: "avinfo",
+        version: env!("CARGO_PKG_VERSION"),
+        description: "AVINFO vehicle data (brand, model, power, OSAGO policies) by VIN or plate number",
+        capabilities: Capabilities::SEND,
+        entities: &[VEHICLE_ENTITY],
+        config_schema: settings::CONFIG_SCHEMA,
+    };
+
+    fn create(settings: Settings, host: HostContext) -> Result<Self, ConnectorError> {
+        settings.validate()?;
+
+        host.info(&format!(
+            "avinfo connector ready: endpoint={}, cache_ttl_seconds={}, timeout_ms={}",
+            settings.vehicle_endpoint(),
+            settings.cache_ttl_seconds,
+            settings.timeout_ms
+        ));
+
+        Ok(Avinfo {
+            endpoint: settings.vehicle_endpoint(),
+            encoded_api_key: utf8_percent_encode(&settings.api_key, QUERY_VALUE).to_string(),
+            settings,
+            host,
+            unmapped_codes: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Looks up the vehicle in `request.payload` and returns the reshaped AVINFO data.
+    ///
+    /// The payload is validated before any HTTP request, and a cache hit returns without one. Only
+    /// successful lookups are cached. The cache stores AVINFO's raw `data` object and the
+    /// directory mapping is applied on every reply, so a mapping change takes effect at once.
+    fn send(&self, request: &SendRequest) -> Result<Reply, ConnectorError> {
+        if request.entity.as_str() != VEHICLE_ENTITY {
+            return Err(ConnectorError::permanent(format!(
+                "unknown entity {:?}: the avinfo connector accepts only entity \"{VEHICLE_ENTITY}\"",
+                request.entity.as_str()
+            ))
+            .with_code(INVALID_PAYLOAD));
+        }
+        let lookup = Lookup::from_payload(&request.payload)?;
+
+        if let Some(reply) = self.cached_reply(&lookup, request.message_id) {
+            return Ok(reply);
+        }
+
+        let data = self.fetch_vehicle_data(&lookup, request.message_id)?;
+        let reply = self.reshape(&data)?;
+        self.store_in_cache(&lookup, &data);
+
+        Ok(reply)
+    }
+}
+
+impl Avinfo {
+    /// Requests AVINFO's `data` object for `lookup`. Errors never contain the API key.
+    fn fetch_vehicle_data(&self, lookup: &Lookup, message_id: i64) -> Result<Value, ConnectorError> {
+        let url = format!(
+            "{}?key={}&{}={}",
+            self.endpoint,
+            self.encoded_api_key,
+            lookup.parameter(),
+            utf8_percent_encode(lookup.value(), QUERY_VALUE)
+        );
+        let mut http_request = HttpRequest::get(url);
+        http_request.timeout_ms = self.settings.timeout_ms;
+        http_request.idempotent = true;
+
+        self.host.debug(&format!("requesting AVINFO for {lookup} (message_id={message_id})"));
+
+        let response = self.host.http(http_request).map_err(|http_error| {
+            let mut error = http_error.into_connector_error();
+            error.message = RString::from(format!("request to AVINFO for {lookup} failed: {}", error.message));
+            self.redact_api_key(error)
+        })?;
+
+        response::vehicle_data(&response, lookup).map_err(|error| self.redact_api_key(error))
+    }
+
+    /// Returns the reply for a cached lookup, or `None` on a miss, with caching disabled, or when
+    /// the cached entry is unreadable, which is logged and then treated as a miss.
+    fn cached_reply(&self, lookup: &Lookup, message_id: i64) -> Option<Reply> {
+        if self.settings.cache_ttl_seconds == 0 {
+            return None;
+        }
+        let cache_key = lookup.cache_key();
+        let cached = self.host.cache_get(&cache_key)?;
+
+        let reply = serde_json::from_str::<Value>(&cached)
+            .map_err(|error| ConnectorError::transient(error.to_string()))
+            .and_then(|data| self.reshape(&data));
+        match reply {
+            Ok(reply) => {
+                self.host.debug(&format!("served {lookup} from cache (message_id={message_id})"));
+                Some(reply)
+            }
+            Err(error) => {
+                self.host.warn(&format!(
+                    "ignoring unreadable cache entry {cache_key:?}, requesting AVINFO again: {}",
+                    error.message
+                ));
+                None
+            }
+        }
+    }
+
+    fn store_in_cache(&self, lookup: &Lookup, data: &Value) {
+        if self.settings.cache_ttl_seconds == 0 {
+            return;
+        }
+        self.host.cache_put(&lookup.cache_key(), data.to_string(), self.settings.cache_ttl_seconds);
+    }
+
+    /// Reshapes AVINFO's `data` with the current directory mapping into a finished reply.
+    fn reshape(&self, data: &Value) -> Result<Reply, ConnectorError> {
+        let reshaped = response::reshape(data, |directory, external_code| {
+            let internal_code = self.host.map_to_internal(directory, external_code);
+            if internal_code.is_none() {
+                self.warn_unmapped(directory, external_code);
+            }
+            internal_code
+        })?;
+
+        Ok(Reply::done(reshaped.to_string()))
+    }
+
+    /// Logs a missing directory mapping once per directory and code.
+    fn warn_unmapped(&self, directory: &str, external_code: &str) {
+        let first_time = match self.unmapped_codes.lock() {
+            Ok(mut reported) => reported.insert((directory.to_string(), external_code.to_string())),
+            Err(_) => true,
+        };
+        if first_time {
+            self.host.warn(&format!(
+                "directory {directory:?} has no internal code for AVINFO code {external_code:?}: replies carry \
+                 \"code\": null until a mapping is added"
+            ));
+        }
+    }
+
+    /// Replaces the API key, raw and percent-encoded, in the error's message and code.
+    fn redact_api_key(&self, mut error: ConnectorError) -> ConnectorError {
+        error.message = RString::from(self.redact_text(&error.message));
+        error.code = RString::from(self.redact_text(&error.code));
+        error
+    }
+
+    /// Replaces every occurrence of the API key in `text`. A very short key also replaces
+    /// unrelated text, which garbles the message but never leaks the key.
+    fn redact_text(&self, text: &str) -> String {
+        text.replace(&self.encoded_api_key, REDACTED).replace(&self.settings.api_key, REDACTED)
+    }
+}
+
+uig_connector_api::export_connector!(Avinfo);
+
+#[cfg(test)]
+mod tests;

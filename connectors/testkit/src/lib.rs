@@ -1,0 +1,119 @@
+//! Test connector plugin: echoes, fails, panics, sleeps and reports pending work on request.
+//!
+//! The engine's integration tests load it through the real loader to exercise paths that a real
+//! recipient cannot trigger on demand. Entities:
+//! - `echo`: answers `{"echo": <payload>}`.
+//! - `fail`: payload `{"kind": "transient"|"permanent"|"auth", "times": N}` fails the first N attempts
+//!   (every attempt when `times` is missing), then answers `{"attempt": N}`.
+//! - `panic`: panics inside the plugin.
+//! - `sleep`: payload `{"ms": N}` blocks for N milliseconds, then answers `{"slept_ms": N}`.
+//! - `pending`: answers pending with external id `ext-{message_id}`; a status refresh then answers
+//!   done with `{"refreshed": "ext-..."}`.
+//! - `fetch`: payload `{"url": "..."}` performs a GET through the host and answers
+//!   `{"status": N, "body": "..."}`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use uig_connector_api::sdk::{HostContext, PluginConnector, PluginInfo};
+use uig_connector_api::{Capabilities, ConnectorError, ErrorKind, HttpRequest, Reply, SendRequest, StatusRequest};
+
+/// Settings of the test connector.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Text added to every echo answer as `label`; default none.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// The test connector.
+pub struct Testkit {
+    settings: Settings,
+    host: HostContext,
+}
+
+#[derive(Deserialize)]
+struct FailPayload {
+    kind: String,
+    times: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct SleepPayload {
+    ms: u64,
+}
+
+#[derive(Deserialize)]
+struct FetchPayload {
+    url: String,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(payload: &str) -> Result<T, ConnectorError> {
+    serde_json::from_str(payload)
+        .map_err(|error| ConnectorError::permanent(format!("invalid payload: {error}")).with_code("invalid_payload"))
+}
+
+impl PluginConnector for Testkit {
+    type Settings = Settings;
+
+    const INFO: PluginInfo = PluginInfo {
+        name: "testkit",
+        version: env!("CARGO_PKG_VERSION"),
+        description: "test connector that echoes, fails, panics, sleeps and reports pending work",
+        capabilities: Capabilities(Capabilities::SEND.0 | Capabilities::REFRESH_STATUS.0),
+        entities: &["echo", "fail", "panic", "sleep", "pending", "fetch"],
+        config_schema: r#"{"type":"object","properties":{"label":{"type":"string"}},"additionalProperties":false}"#,
+    };
+
+    fn create(settings: Settings, host: HostContext) -> Result<Self, ConnectorError> {
+        host.info("testkit connector created");
+        Ok(Testkit { settings, host })
+    }
+
+    fn send(&self, request: &SendRequest) -> Result<Reply, ConnectorError> {
+        match request.entity.as_str() {
+            "echo" => {
+                let payload: serde_json::Value = parse(&request.payload)?;
+                let answer = serde_json::json!({"echo": payload, "label": self.settings.label});
+                Ok(Reply::done(answer.to_string()))
+            }
+            "fail" => {
+                let payload: FailPayload = parse(&request.payload)?;
+                let failing = payload.times.is_none_or(|times| request.attempt <= times);
+                if !failing {
+                    return Ok(Reply::done(serde_json::json!({"attempt": request.attempt}).to_string()));
+                }
+                let kind = match payload.kind.as_str() {
+                    "transient" => ErrorKind::TRANSIENT,
+                    "auth" => ErrorKind::AUTH,
+                    _ => ErrorKind::PERMANENT,
+                };
+                Err(ConnectorError::new(kind, format!("failing attempt {} as asked", request.attempt)).with_code("test_failure"))
+            }
+            "panic" => panic!("testkit was asked to panic for message {}", request.message_id),
+            "sleep" => {
+                let payload: SleepPayload = parse(&request.payload)?;
+                std::thread::sleep(Duration::from_millis(payload.ms));
+                Ok(Reply::done(serde_json::json!({"slept_ms": payload.ms}).to_string()))
+            }
+            "pending" => Ok(Reply::pending(format!("ext-{}", request.message_id), "null")),
+            "fetch" => {
+                let payload: FetchPayload = parse(&request.payload)?;
+                let response = self.host.http(HttpRequest::get(payload.url)).map_err(|error| error.into_connector_error())?;
+                let body = String::from_utf8_lossy(&response.body).to_string();
+                Ok(Reply::done(serde_json::json!({"status": response.status, "body": body}).to_string()))
+            }
+            other => Err(ConnectorError::permanent(format!("unknown entity \"{other}\"")).with_code("unknown_entity")),
+        }
+    }
+
+    fn refresh_status(&self, request: &StatusRequest) -> Result<Reply, ConnectorError> {
+        let Some(external_id) = request.external_id.as_ref().into_option() else {
+            return Err(ConnectorError::permanent("no external id to refresh"));
+        };
+        Ok(Reply::done(serde_json::json!({"refreshed": external_id.as_str()}).to_string()))
+    }
+}
+
+uig_connector_api::export_connector!(Testkit);

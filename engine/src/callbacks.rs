@@ -1,0 +1,149 @@
+//! The callback worker: POSTs each finished message to its client's callback URL, signed per the
+//! Standard Webhooks spec, until the receiver answers 2xx or the attempts run out.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::api::messages::format_time;
+use crate::db::message;
+use crate::engine::Engine;
+use crate::ledger::{self, now_ms, AttemptRecord};
+use crate::retry;
+use crate::signature;
+
+/// Runs until `shutdown` turns true.
+pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
+    let poll_interval = Duration::from_millis(engine.config.worker.poll_interval_ms);
+    // A claimed callback is not due again before its POST has surely timed out.
+    let lease_ms = engine.config.callbacks.timeout_ms as i64 + 30_000;
+    tracing::info!("callback worker started");
+
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let claimed = match ledger::claim_due_callbacks(&engine.db, 32, lease_ms).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::error!(%error, "claiming due callbacks failed");
+                Vec::new()
+            }
+        };
+        let claimed_any = !claimed.is_empty();
+        let tasks: Vec<_> = claimed
+            .into_iter()
+            .map(|message| {
+                let engine = engine.clone();
+                tokio::spawn(async move { deliver(&engine, message).await })
+            })
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+        if claimed_any {
+            continue;
+        }
+
+        tokio::select! {
+            _ = engine.callback_due.notified() => {}
+            _ = tokio::time::sleep(poll_interval) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    tracing::info!("callback worker stopped");
+}
+
+/// Builds the callback body: the message summary with the recipient's answer and the last error.
+pub fn callback_body(message: &message::Model) -> Vec<u8> {
+    let parse = |text: &Option<String>| text.as_deref().and_then(|text| serde_json::from_str::<Value>(text).ok()).unwrap_or(Value::Null);
+    let body = json!({
+        "id": message.id,
+        "status": message.status,
+        "created_at": format_time(message.created_at),
+        "updated_at": format_time(message.updated_at),
+        "recipient": message.recipient,
+        "entity": message.entity,
+        "data": parse(&message.data),
+        "error": parse(&message.error),
+    });
+    body.to_string().into_bytes()
+}
+
+async fn deliver(engine: &Engine, message: message::Model) {
+    let attempt = message.callback_attempts as u32 + 1;
+    let started_at = now_ms();
+    let clock = Instant::now();
+    let outcome = post(engine, &message).await;
+    let record = |outcome: &str, error: Option<String>| AttemptRecord {
+        message_id: message.id,
+        kind: "callback",
+        number: attempt as i32,
+        started_at,
+        duration_ms: clock.elapsed().as_millis() as i64,
+        outcome: outcome.to_string(),
+        error,
+    };
+
+    let stored = match outcome {
+        Ok(status) => {
+            tracing::info!(message_id = message.id, attempt, status, "callback delivered");
+            ledger::finish_callback(&engine.db, record("ok", None), "delivered", None).await
+        }
+        Err(error) if attempt >= engine.config.callbacks.max_attempts => {
+            tracing::warn!(message_id = message.id, attempt, %error, "callback failed, attempts exhausted");
+            ledger::finish_callback(&engine.db, record("failed", Some(error)), "failed", None).await
+        }
+        Err(error) => {
+            let delay = retry::backoff_ms(&engine.config.callbacks.retry, attempt + 1, None) as i64;
+            tracing::info!(message_id = message.id, attempt, %error, retry_in_ms = delay, "callback failed, will retry");
+            ledger::finish_callback(&engine.db, record("retry", Some(error)), "pending", Some(now_ms() + delay)).await
+        }
+    };
+    if let Err(error) = stored {
+        tracing::error!(message_id = message.id, %error, "storing the callback result failed");
+    }
+}
+
+/// POSTs the signed callback; Ok is the 2xx status, Err the reason of a failure.
+async fn post(engine: &Engine, message: &message::Model) -> Result<u16, String> {
+    let url = message.callback_url.as_deref().ok_or("no callback URL")?;
+    let client = engine
+        .clients
+        .by_id(message.client_id)
+        .await
+        .map_err(|error| format!("client lookup failed: {error}"))?
+        .ok_or("the client no longer exists")?;
+
+    // The allow-list is checked again: it may have changed since the message was accepted.
+    let parsed = reqwest::Url::parse(url).map_err(|_| "invalid callback URL".to_string())?;
+    let host = parsed.host_str().unwrap_or("");
+    if !client.may_call_back(host, parsed.port_or_known_default()) {
+        return Err(format!("callback host \"{host}\" is no longer on the client's allow-list"));
+    }
+
+    let body = callback_body(message);
+    let timestamp = chrono::Utc::now().timestamp();
+    let webhook_id = message.id.to_string();
+    let signature = signature::webhook_signature(client.secret.as_bytes(), &webhook_id, timestamp, &body);
+    let response = engine
+        .callback_http
+        .post(parsed)
+        .header("content-type", "application/json")
+        .header("webhook-id", &webhook_id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .map_err(|error| format!("callback request failed: {}", std::error::Error::source(&error).map(|s| s.to_string()).unwrap_or_else(|| "connection error".into())))?;
+
+    let status = response.status();
+    if status.is_success() {
+        Ok(status.as_u16())
+    } else {
+        Err(format!("callback receiver answered HTTP {}", status.as_u16()))
+    }
+}

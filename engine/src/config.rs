@@ -1,0 +1,392 @@
+//! The `uig.toml` config file: every key documented, unknown keys rejected with their path.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Top level of `uig.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on. Default `127.0.0.1:8080`; env `UIG_LISTEN` overrides.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+
+    /// Database URL. Default `sqlite://uig.db` (relative to the working directory); env
+    /// `UIG_DATABASE_URL` overrides.
+    #[serde(default = "default_database_url")]
+    pub database_url: String,
+
+    /// File with the 32-byte master key (64 hex characters) that encrypts client secrets at rest.
+    /// Env `UIG_MASTER_KEY` (the hex itself) takes precedence. Relative paths are resolved from the
+    /// config file's directory.
+    #[serde(default)]
+    pub master_key_file: Option<PathBuf>,
+
+    /// Folder with connector plugin libraries; relative paths are resolved from the config file's
+    /// directory. Default `plugins`.
+    #[serde(default = "default_plugins_dir")]
+    pub plugins_dir: PathBuf,
+
+    /// Time zone of timestamps sent as `YYYY-MM-DD HH:MM:SS` (IANA name). Default `Europe/Moscow`.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: chrono_tz::Tz,
+
+    /// How far a request timestamp may be from the server clock, in seconds, either way. Default 300.
+    #[serde(default = "default_timestamp_window")]
+    pub timestamp_window_seconds: i64,
+
+    /// Largest accepted request body in bytes; larger bodies get 413. Default 1048576 (1 MiB).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+
+    /// CSV files of directory mappings imported at start (`connector,directory,internal_code,external_code,name`);
+    /// relative paths are resolved from the config file's directory. Default none.
+    #[serde(default)]
+    pub directory_files: Vec<PathBuf>,
+
+    /// Delivery worker settings.
+    #[serde(default)]
+    pub worker: WorkerConfig,
+
+    /// Callback delivery settings.
+    #[serde(default)]
+    pub callbacks: CallbackConfig,
+
+    /// Cache of external data shared by all connectors.
+    #[serde(default)]
+    pub cache: CacheConfig,
+
+    /// Connector instances by name; the name is the `recipient` clients send to.
+    #[serde(default)]
+    pub connectors: BTreeMap<String, ConnectorConfig>,
+}
+
+/// Delivery worker settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// Whether this instance runs the delivery and callback workers. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How often the worker looks for due messages when nothing wakes it, in milliseconds. Default 500.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// Most messages claimed in one database round trip. Default 64.
+    #[serde(default = "default_claim_batch")]
+    pub claim_batch: u64,
+    /// How long a claimed message stays reserved for this instance, in seconds; must exceed every
+    /// connector's `deadline_ms`. Default 300.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+}
+
+/// Callback delivery settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackConfig {
+    /// Timeout of one callback POST in milliseconds. Default 10000.
+    #[serde(default = "default_callback_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Attempts before a callback is given up. Default 12.
+    #[serde(default = "default_callback_attempts")]
+    pub max_attempts: u32,
+    /// Backoff between callback attempts.
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+/// Cache of external data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Most entries kept across all connectors; the least recently used go first. Default 100000.
+    #[serde(default = "default_cache_entries")]
+    pub max_entries: u64,
+}
+
+/// Retry schedule: exponential backoff with full jitter, capped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Delay before the second attempt, in milliseconds. Default 1000.
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Largest delay between attempts, in milliseconds. Default 300000 (5 minutes).
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// Growth factor of the delay per attempt. Default 2.0.
+    #[serde(default = "default_multiplier")]
+    pub multiplier: f64,
+}
+
+/// One connector instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// Plugin library file name (or path), relative to `plugins_dir`.
+    pub library: PathBuf,
+    /// Whether the connector is loaded. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Whether start-up fails when the plugin cannot be loaded. Default false: the connector is
+    /// marked unavailable and messages to it are rejected with 503.
+    #[serde(default)]
+    pub required: bool,
+    /// Most plugin calls running at once. Default 8.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Deadline of one plugin call in milliseconds; a call past it fails as transient. Default 30000.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// Default timeout of the plugin's HTTP requests in milliseconds. Default 10000.
+    #[serde(default = "default_http_timeout_ms")]
+    pub http_timeout_ms: u64,
+    /// URL prefixes the plugin may reach through the host HTTP client; anything else is refused.
+    #[serde(default)]
+    pub allowed_urls: Vec<String>,
+    /// Delivery attempts before a message becomes `failed`. Default 5.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Backoff between delivery attempts.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// The plugin's own settings, passed to it as JSON and checked by the plugin.
+    #[serde(default = "empty_table")]
+    pub settings: toml::Table,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_database_url() -> String {
+    "sqlite://uig.db".to_string()
+}
+fn default_plugins_dir() -> PathBuf {
+    PathBuf::from("plugins")
+}
+fn default_time_zone() -> chrono_tz::Tz {
+    chrono_tz::Europe::Moscow
+}
+fn default_timestamp_window() -> i64 {
+    300
+}
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}
+fn default_true() -> bool {
+    true
+}
+fn default_poll_interval_ms() -> u64 {
+    500
+}
+fn default_claim_batch() -> u64 {
+    64
+}
+fn default_lease_seconds() -> u64 {
+    300
+}
+fn default_callback_timeout_ms() -> u64 {
+    10_000
+}
+fn default_callback_attempts() -> u32 {
+    12
+}
+fn default_cache_entries() -> u64 {
+    100_000
+}
+fn default_initial_backoff_ms() -> u64 {
+    1000
+}
+fn default_max_backoff_ms() -> u64 {
+    300_000
+}
+fn default_multiplier() -> f64 {
+    2.0
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_deadline_ms() -> u64 {
+    30_000
+}
+fn default_http_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+fn empty_table() -> toml::Table {
+    toml::Table::new()
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            enabled: true,
+            poll_interval_ms: default_poll_interval_ms(),
+            claim_batch: default_claim_batch(),
+            lease_seconds: default_lease_seconds(),
+        }
+    }
+}
+
+impl Default for CallbackConfig {
+    fn default() -> Self {
+        CallbackConfig {
+            timeout_ms: default_callback_timeout_ms(),
+            max_attempts: default_callback_attempts(),
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { max_entries: default_cache_entries() }
+    }
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+            multiplier: default_multiplier(),
+        }
+    }
+}
+
+/// A config file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The file is not valid TOML or has a wrong or unknown key.
+    #[error("invalid config file {path}: {key}: {message}")]
+    Invalid { path: PathBuf, key: String, message: String },
+}
+
+impl Config {
+    /// Reads and checks the config file, applies environment overrides (`UIG_LISTEN`,
+    /// `UIG_DATABASE_URL`) and resolves relative paths against the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let mut config = Self::parse(&text).map_err(|(key, message)| ConfigError::Invalid { path: path.to_path_buf(), key, message })?;
+
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.resolve_paths(&base);
+        config.apply_env().map_err(|(key, message)| ConfigError::Invalid { path: path.to_path_buf(), key, message })?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; an error is the failing key path and the message.
+    pub fn parse(text: &str) -> Result<Config, (String, String)> {
+        let deserializer = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let key = error.path().to_string();
+            let message = error.inner().message().to_string();
+            (key, message)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        if self.timestamp_window_seconds <= 0 {
+            return Err(("timestamp_window_seconds".into(), "must be a positive number of seconds".into()));
+        }
+        for (name, connector) in &self.connectors {
+            let valid_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !valid_name {
+                return Err((format!("connectors.{name}"), "connector names use lowercase letters, digits, - and _".into()));
+            }
+            if connector.concurrency == 0 {
+                return Err((format!("connectors.{name}.concurrency"), "must be at least 1".into()));
+            }
+            if connector.max_attempts == 0 {
+                return Err((format!("connectors.{name}.max_attempts"), "must be at least 1".into()));
+            }
+            if connector.deadline_ms >= self.worker.lease_seconds * 1000 {
+                return Err((
+                    format!("connectors.{name}.deadline_ms"),
+                    format!("must be below worker.lease_seconds ({} s), or a slow call could be claimed twice", self.worker.lease_seconds),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        resolve(&mut self.plugins_dir);
+        if let Some(file) = self.master_key_file.as_mut() {
+            resolve(file);
+        }
+        for file in &mut self.directory_files {
+            resolve(file);
+        }
+    }
+
+    fn apply_env(&mut self) -> Result<(), (String, String)> {
+        if let Ok(listen) = std::env::var("UIG_LISTEN") {
+            self.listen = listen.parse().map_err(|_| ("UIG_LISTEN".to_string(), format!("\"{listen}\" is not an address like 127.0.0.1:8080")))?;
+        }
+        if let Ok(url) = std::env::var("UIG_DATABASE_URL") {
+            self.database_url = url;
+        }
+        Ok(())
+    }
+
+    /// Returns the path of a connector's plugin library.
+    pub fn library_path(&self, connector: &ConnectorConfig) -> PathBuf {
+        self.plugins_dir.join(&connector.library)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_to_empty_file() {
+        let config = Config::parse("").unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.timestamp_window_seconds, 300);
+        assert!(config.connectors.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let (key, message) = Config::parse("[connectors.avinfo]\nlibrary = \"x.so\"\nconcurrensy = 3\n").unwrap_err();
+        assert_eq!(key, "connectors.avinfo");
+        assert!(message.contains("unknown field `concurrensy`"), "{message}");
+    }
+
+    #[test]
+    fn wrong_type_names_its_path() {
+        let (key, _) = Config::parse("[worker]\nlease_seconds = \"long\"\n").unwrap_err();
+        assert_eq!(key, "worker.lease_seconds");
+    }
+
+    #[test]
+    fn deadline_must_be_below_lease() {
+        let (key, message) = Config::parse("[connectors.a]\nlibrary = \"a.so\"\ndeadline_ms = 400000\n").unwrap_err();
+        assert_eq!(key, "connectors.a.deadline_ms");
+        assert!(message.contains("lease_seconds"));
+    }
+
+    #[test]
+    fn demo_config_parses() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/uig.toml")).unwrap();
+        let config = Config::parse(&text).unwrap();
+        assert!(config.connectors.contains_key("avinfo"));
+    }
+}

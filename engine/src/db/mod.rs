@@ -1,0 +1,78 @@
+//! Database access: connections, migrations and the sea-orm entities.
+//!
+//! SQLite gets two pools: a single-connection writer, through which every write goes in order, and a
+//! reader pool for queries. That keeps concurrent requests from ever meeting "database is locked".
+//! Other backends use one pool for both roles.
+
+pub mod attempt;
+pub mod client;
+pub mod directory_mapping;
+pub mod message;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sea_orm::{DatabaseConnection, DbErr, SqlxSqliteConnector};
+use sea_orm_migration::MigratorTrait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use uig_migrations::Migrator;
+
+/// Connections to the ledger database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// Pool for reads.
+    pub reader: DatabaseConnection,
+    /// Connection for writes (one connection on SQLite).
+    pub writer: DatabaseConnection,
+}
+
+impl Db {
+    /// Connects to `url`; SQLite files are created when missing and configured for concurrent use
+    /// (WAL, `synchronous = FULL` so a commit is on disk before the API answers, 5 s busy timeout).
+    pub async fn connect(url: &str) -> Result<Db, DbErr> {
+        if !url.starts_with("sqlite:") {
+            return Err(DbErr::Custom(format!(
+                "unsupported database URL \"{}\": this build supports sqlite://FILE",
+                redact_url(url)
+            )));
+        }
+
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|error| DbErr::Custom(format!("invalid database URL: {error}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+
+        let connect_error = |error: sqlx::Error| DbErr::Custom(format!("cannot open database: {error}"));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(connect_error)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(false))
+            .await
+            .map_err(connect_error)?;
+
+        Ok(Db {
+            reader: SqlxSqliteConnector::from_sqlx_sqlite_pool(reader),
+            writer: SqlxSqliteConnector::from_sqlx_sqlite_pool(writer),
+        })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        Migrator::up(&self.writer, None).await
+    }
+}
+
+/// Removes the password from a database URL before it reaches a log or an error message.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => format!("{}://***{}", &url[..scheme_end], &url[at..]),
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,90 @@
+//! The running engine: config, database, connectors, clients and the wake-up signals of workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::clients::ClientRegistry;
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::db::Db;
+use crate::directory::{self, DirectoryMap};
+use crate::plugins::host::build_cache;
+use crate::plugins::Connectors;
+
+/// Shared state of one engine instance.
+pub struct Engine {
+    pub config: Config,
+    pub db: Db,
+    pub connectors: Connectors,
+    pub clients: ClientRegistry,
+    pub directories: DirectoryMap,
+    /// Client for callbacks: no redirects, so a callback never reaches a host off the allow-list.
+    pub callback_http: reqwest::Client,
+    /// Wakes the delivery worker when a message is queued.
+    pub work_queued: Notify,
+    /// Wakes the callback worker when a callback becomes due.
+    pub callback_due: Notify,
+    /// Name of this instance in leases (`hostname-pid-random`).
+    pub instance_id: String,
+}
+
+/// Reads the master key from `UIG_MASTER_KEY` or the configured file.
+pub fn master_key(config: &Config) -> anyhow::Result<MasterKey> {
+    if let Ok(hex) = std::env::var("UIG_MASTER_KEY") {
+        return Ok(MasterKey::from_hex(&hex)?);
+    }
+    let Some(path) = &config.master_key_file else {
+        anyhow::bail!("no master key: set UIG_MASTER_KEY or master_key_file in the config (generate a key with `uig keygen`)");
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| anyhow::anyhow!("cannot read master key file {}: {error}", path.display()))?;
+    Ok(MasterKey::from_hex(&text)?)
+}
+
+impl Engine {
+    /// Opens the database, applies migrations, imports directory files and loads the connectors.
+    pub async fn start(config: Config) -> anyhow::Result<Arc<Engine>> {
+        let key = master_key(&config)?;
+        let db = Db::connect(&config.database_url).await?;
+        db.migrate().await?;
+
+        let directories = DirectoryMap::default();
+        for file in &config.directory_files {
+            let count = directory::import_csv(&db, file).await?;
+            tracing::info!(file = %file.display(), rows = count, "directory file imported");
+        }
+        let mappings = directories.reload(&db).await?;
+        tracing::info!(mappings, "directory mappings loaded");
+
+        let plugin_http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let cache = build_cache(config.cache.max_entries);
+        let connectors = Connectors::load(&config, plugin_http, cache, directories.clone())?;
+
+        let callback_http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_millis(config.callbacks.timeout_ms))
+            .build()?;
+
+        let instance_id = format!("{}-{}-{:04x}", hostname(), std::process::id(), rand::random::<u16>());
+        Ok(Arc::new(Engine {
+            clients: ClientRegistry::new(db.clone(), key),
+            config,
+            db,
+            connectors,
+            directories,
+            callback_http,
+            work_queued: Notify::new(),
+            callback_due: Notify::new(),
+            instance_id,
+        }))
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|name| name.trim().to_string()).unwrap_or_else(|_| "uig".to_string())
+}

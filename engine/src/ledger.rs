@@ -1,0 +1,505 @@
+//! The message ledger: every read and write of messages and attempts goes through here.
+
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IntoActiveModel,
+    Order, QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use crate::db::{attempt, message, Db};
+use crate::status::Status;
+
+/// Current time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A message to store for a client.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub client_id: i32,
+    pub recipient: String,
+    pub entity: String,
+    pub message: String,
+    pub status: Status,
+    pub callback_url: Option<String>,
+    pub request_hash: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// Sort order of a listing, by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListOrder {
+    Asc,
+    Desc,
+}
+
+/// One listing request.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub client_id: i32,
+    pub unread_only: bool,
+    /// Keyset anchor: start after (asc) or before (desc) this id.
+    pub anchor: Option<i64>,
+    pub order: ListOrder,
+    /// Page number from the anchor, starting at 1.
+    pub page: u64,
+    pub per_page: u64,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    pub rows: Vec<message::Model>,
+    /// True when more rows follow this page.
+    pub has_more: bool,
+}
+
+/// Result of storing a message that may repeat an earlier request.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    /// A new message was stored.
+    Created(message::Model),
+    /// An earlier request with the same hash or idempotency key stored this message.
+    Existing(message::Model),
+}
+
+/// Outcome of one delivery attempt, as the worker records it.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub message_id: i64,
+    pub kind: &'static str,
+    pub number: i32,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct IdRow {
+    id: i64,
+}
+
+/// Stores a message unless the same client already sent the same request hash or idempotency key.
+pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) -> Result<Stored, DbErr> {
+    if let Some(existing) = find_repeat(db, &new, idempotency_since).await? {
+        return Ok(Stored::Existing(existing));
+    }
+
+    let now = now_ms();
+    let next_attempt_at = (new.status == Status::Queued).then_some(now);
+    let model = message::ActiveModel {
+        client_id: Set(new.client_id),
+        direction: Set("outbound".to_string()),
+        recipient: Set(new.recipient.clone()),
+        entity: Set(new.entity.clone()),
+        message: Set(new.message.clone()),
+        status: Set(new.status.as_str().to_string()),
+        data: Set(None),
+        error: Set(None),
+        external_id: Set(None),
+        attempts: Set(0),
+        next_attempt_at: Set(next_attempt_at),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        callback_url: Set(new.callback_url.clone()),
+        callback_state: Set(None),
+        callback_attempts: Set(0),
+        callback_next_at: Set(None),
+        request_hash: Set(new.request_hash.clone()),
+        idempotency_key: Set(new.idempotency_key.clone()),
+        read_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+
+    match model.insert(&db.writer).await {
+        Ok(stored) => Ok(Stored::Created(stored)),
+        // A concurrent request with the same hash or key won the unique index: answer with its message.
+        Err(error) if is_unique_violation(&error) => match find_repeat(db, &new, 0).await? {
+            Some(existing) => Ok(Stored::Existing(existing)),
+            None => Err(error),
+        },
+        Err(error) => Err(error),
+    }
+}
+
+fn is_unique_violation(error: &DbErr) -> bool {
+    let text = error.to_string();
+    text.contains("UNIQUE constraint failed") || text.contains("Duplicate entry") || text.contains("duplicate key")
+}
+
+async fn find_repeat(db: &Db, new: &NewMessage, idempotency_since: i64) -> Result<Option<message::Model>, DbErr> {
+    if let Some(key) = &new.idempotency_key {
+        let found = message::Entity::find()
+            .filter(message::Column::ClientId.eq(new.client_id))
+            .filter(message::Column::IdempotencyKey.eq(key.as_str()))
+            .filter(message::Column::CreatedAt.gte(idempotency_since))
+            .one(&db.writer)
+            .await?;
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    if let Some(hash) = &new.request_hash {
+        return message::Entity::find()
+            .filter(message::Column::ClientId.eq(new.client_id))
+            .filter(message::Column::RequestHash.eq(hash.as_str()))
+            .one(&db.writer)
+            .await;
+    }
+    Ok(None)
+}
+
+/// Returns the client's message `id`, or none if it does not exist or belongs to another client.
+pub async fn find_for_client(db: &Db, client_id: i32, id: i64) -> Result<Option<message::Model>, DbErr> {
+    message::Entity::find_by_id(id).filter(message::Column::ClientId.eq(client_id)).one(&db.reader).await
+}
+
+/// Returns a message by id, whoever owns it.
+pub async fn find(db: &Db, id: i64) -> Result<Option<message::Model>, DbErr> {
+    message::Entity::find_by_id(id).one(&db.reader).await
+}
+
+/// Lists a page of a client's messages by keyset anchor and page number.
+///
+/// The ids of the page are found on the `(client_id, [read_at,] id)` index alone, so the cost does
+/// not depend on the table size; a page number skips `(page - 1) * per_page` index entries.
+pub async fn list(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr> {
+    let mut ids = message::Entity::find()
+        .select_only()
+        .column(message::Column::Id)
+        .filter(message::Column::ClientId.eq(query.client_id));
+    if query.unread_only {
+        ids = ids.filter(message::Column::ReadAt.is_null());
+    }
+    if let Some(anchor) = query.anchor {
+        ids = match query.order {
+            ListOrder::Asc => ids.filter(message::Column::Id.gt(anchor)),
+            ListOrder::Desc => ids.filter(message::Column::Id.lt(anchor)),
+        };
+    }
+    let order = match query.order {
+        ListOrder::Asc => Order::Asc,
+        ListOrder::Desc => Order::Desc,
+    };
+    let offset = (query.page - 1) * query.per_page;
+    let id_rows = ids
+        .order_by(message::Column::Id, order.clone())
+        .offset(offset)
+        .limit(query.per_page + 1)
+        .into_model::<IdRow>()
+        .all(&db.reader)
+        .await?;
+
+    let has_more = id_rows.len() as u64 > query.per_page;
+    let page_ids: Vec<i64> = id_rows.into_iter().take(query.per_page as usize).map(|row| row.id).collect();
+    if page_ids.is_empty() {
+        return Ok(ListPage { rows: Vec::new(), has_more: false });
+    }
+
+    let rows = message::Entity::find()
+        .filter(message::Column::Id.is_in(page_ids))
+        .order_by(message::Column::Id, order)
+        .all(&db.reader)
+        .await?;
+    Ok(ListPage { rows, has_more })
+}
+
+/// Marks a message read by its owner (first read only) and returns the stored row.
+pub async fn mark_read(db: &Db, message: message::Model) -> Result<message::Model, DbErr> {
+    if message.read_at.is_some() {
+        return Ok(message);
+    }
+    let now = now_ms();
+    message::Entity::update_many()
+        .col_expr(message::Column::ReadAt, Expr::value(now))
+        .filter(message::Column::Id.eq(message.id))
+        .filter(message::Column::ReadAt.is_null())
+        .exec(&db.writer)
+        .await?;
+    Ok(message::Model { read_at: Some(now), ..message })
+}
+
+/// Claims up to `limit` due messages for `owner` until `lease_until` and returns them.
+///
+/// Due are `queued` and `retrying` messages whose next attempt time has come, and `processing`
+/// messages whose lease ran out (their worker died). Each claim is a conditional update, so two
+/// workers never hold the same message.
+pub async fn claim_due(db: &Db, owner: &str, limit: u64, lease_ms: i64) -> Result<Vec<message::Model>, DbErr> {
+    let now = now_ms();
+    let due = Condition::any()
+        .add(
+            Condition::all()
+                .add(message::Column::Status.is_in([Status::Queued.as_str(), Status::Retrying.as_str()]))
+                .add(message::Column::NextAttemptAt.lte(now)),
+        )
+        .add(
+            Condition::all()
+                .add(message::Column::Status.eq(Status::Processing.as_str()))
+                .add(message::Column::LeaseUntil.is_not_null())
+                .add(message::Column::LeaseUntil.lt(now)),
+        );
+
+    let candidates = message::Entity::find()
+        .select_only()
+        .column(message::Column::Id)
+        .filter(due.clone())
+        .order_by_asc(message::Column::Id)
+        .limit(limit)
+        .into_model::<IdRow>()
+        .all(&db.writer)
+        .await?;
+
+    let mut claimed = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let result = message::Entity::update_many()
+            .col_expr(message::Column::Status, Expr::value(Status::Processing.as_str()))
+            .col_expr(message::Column::LeaseOwner, Expr::value(owner))
+            .col_expr(message::Column::LeaseUntil, Expr::value(now + lease_ms))
+            .col_expr(message::Column::UpdatedAt, Expr::value(now))
+            .filter(message::Column::Id.eq(candidate.id))
+            .filter(due.clone())
+            .exec(&db.writer)
+            .await?;
+        if result.rows_affected == 1 {
+            if let Some(model) = message::Entity::find_by_id(candidate.id).one(&db.writer).await? {
+                claimed.push(model);
+            }
+        }
+    }
+    Ok(claimed)
+}
+
+/// Final or intermediate result of a delivery, applied by [`finish_delivery`].
+#[derive(Debug, Clone)]
+pub enum DeliveryResult {
+    /// The recipient answered.
+    Delivered { data: String },
+    /// The recipient accepted and is still processing under `external_id`.
+    Pending { data: String, external_id: Option<String> },
+    /// Try again at `next_attempt_at`.
+    Retry { error: String, next_attempt_at: i64 },
+    /// Give up.
+    Failed { error: String },
+}
+
+/// Records an attempt and applies its result, releasing the lease held by `owner`. A callback, if
+/// requested, becomes due when the message reaches a terminal status.
+///
+/// Returns false when the lease was lost meanwhile (another worker re-claimed the message), in
+/// which case nothing is changed but the attempt row.
+pub async fn finish_delivery(db: &Db, owner: &str, attempt: AttemptRecord, result: DeliveryResult) -> Result<bool, DbErr> {
+    let now = now_ms();
+    let message_id = attempt.message_id;
+    insert_attempt(&db.writer, attempt).await?;
+
+    let mut update = message::Entity::update_many()
+        .col_expr(message::Column::Attempts, Expr::col(message::Column::Attempts).add(1))
+        .col_expr(message::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(message::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .col_expr(message::Column::UpdatedAt, Expr::value(now));
+    let callback_due = Expr::cust_with_values(
+        "CASE WHEN callback_url IS NOT NULL THEN ? ELSE NULL END",
+        [sea_orm::Value::from("pending")],
+    );
+    update = match result {
+        DeliveryResult::Delivered { data } => update
+            .col_expr(message::Column::Status, Expr::value(Status::Delivered.as_str()))
+            .col_expr(message::Column::Data, Expr::value(data))
+            .col_expr(message::Column::Error, Expr::value(Option::<String>::None))
+            .col_expr(message::Column::NextAttemptAt, Expr::value(Option::<i64>::None))
+            .col_expr(message::Column::CallbackState, callback_due)
+            .col_expr(message::Column::CallbackNextAt, Expr::value(now)),
+        DeliveryResult::Pending { data, external_id } => update
+            .col_expr(message::Column::Status, Expr::value(Status::Processing.as_str()))
+            .col_expr(message::Column::Data, Expr::value(data))
+            .col_expr(message::Column::ExternalId, Expr::value(external_id))
+            .col_expr(message::Column::NextAttemptAt, Expr::value(Option::<i64>::None)),
+        DeliveryResult::Retry { error, next_attempt_at } => update
+            .col_expr(message::Column::Status, Expr::value(Status::Retrying.as_str()))
+            .col_expr(message::Column::Error, Expr::value(error))
+            .col_expr(message::Column::NextAttemptAt, Expr::value(next_attempt_at)),
+        DeliveryResult::Failed { error } => update
+            .col_expr(message::Column::Status, Expr::value(Status::Failed.as_str()))
+            .col_expr(message::Column::Error, Expr::value(error))
+            .col_expr(message::Column::NextAttemptAt, Expr::value(Option::<i64>::None))
+            .col_expr(message::Column::CallbackState, callback_due)
+            .col_expr(message::Column::CallbackNextAt, Expr::value(now)),
+    };
+
+    let result = update
+        .filter(message::Column::Id.eq(message_id))
+        .filter(message::Column::LeaseOwner.eq(owner))
+        .exec(&db.writer)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Applies a status refresh answer to a `processing` message that no worker holds.
+pub async fn finish_refresh(db: &Db, attempt: AttemptRecord, result: DeliveryResult) -> Result<(), DbErr> {
+    let message_id = attempt.message_id;
+    insert_attempt(&db.writer, attempt).await?;
+    let now = now_ms();
+    let update = message::Entity::update_many().col_expr(message::Column::UpdatedAt, Expr::value(now));
+    let callback_due = Expr::cust_with_values(
+        "CASE WHEN callback_url IS NOT NULL THEN ? ELSE NULL END",
+        [sea_orm::Value::from("pending")],
+    );
+    let update = match result {
+        DeliveryResult::Delivered { data } => update
+            .col_expr(message::Column::Status, Expr::value(Status::Delivered.as_str()))
+            .col_expr(message::Column::Data, Expr::value(data))
+            .col_expr(message::Column::Error, Expr::value(Option::<String>::None))
+            .col_expr(message::Column::CallbackState, callback_due)
+            .col_expr(message::Column::CallbackNextAt, Expr::value(now)),
+        DeliveryResult::Failed { error } => update
+            .col_expr(message::Column::Status, Expr::value(Status::Failed.as_str()))
+            .col_expr(message::Column::Error, Expr::value(error))
+            .col_expr(message::Column::CallbackState, callback_due)
+            .col_expr(message::Column::CallbackNextAt, Expr::value(now)),
+        // Still pending, or a transient refresh error: keep the status, remember the error.
+        DeliveryResult::Pending { data, .. } => update.col_expr(message::Column::Data, Expr::value(data)),
+        DeliveryResult::Retry { error, .. } => update.col_expr(message::Column::Error, Expr::value(error)),
+    };
+    update
+        .filter(message::Column::Id.eq(message_id))
+        .filter(message::Column::Status.eq(Status::Processing.as_str()))
+        .filter(message::Column::LeaseOwner.is_null())
+        .exec(&db.writer)
+        .await?;
+    Ok(())
+}
+
+/// Stores the result of a synchronous send (one attempt made inline by the API handler).
+pub async fn finish_sync(db: &Db, attempt: AttemptRecord, result: DeliveryResult) -> Result<message::Model, DbErr> {
+    let message_id = attempt.message_id;
+    insert_attempt(&db.writer, attempt).await?;
+    let now = now_ms();
+    let mut model = message::Entity::find_by_id(message_id)
+        .one(&db.writer)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("message {message_id}")))?
+        .into_active_model();
+    model.attempts = Set(1);
+    model.updated_at = Set(now);
+    match result {
+        DeliveryResult::Delivered { data } => {
+            model.status = Set(Status::Delivered.as_str().to_string());
+            model.data = Set(Some(data));
+        }
+        DeliveryResult::Pending { data, external_id } => {
+            model.status = Set(Status::Processing.as_str().to_string());
+            model.data = Set(Some(data));
+            model.external_id = Set(external_id);
+        }
+        DeliveryResult::Retry { error, .. } | DeliveryResult::Failed { error } => {
+            model.status = Set(Status::Failed.as_str().to_string());
+            model.error = Set(Some(error));
+        }
+    }
+    model.update(&db.writer).await
+}
+
+async fn insert_attempt(connection: &impl ConnectionTrait, attempt: AttemptRecord) -> Result<(), DbErr> {
+    attempt::ActiveModel {
+        message_id: Set(attempt.message_id),
+        kind: Set(attempt.kind.to_string()),
+        number: Set(attempt.number),
+        started_at: Set(attempt.started_at),
+        duration_ms: Set(attempt.duration_ms),
+        outcome: Set(attempt.outcome),
+        error: Set(attempt.error),
+        ..Default::default()
+    }
+    .insert(connection)
+    .await?;
+    Ok(())
+}
+
+/// Returns all attempts of a message, oldest first.
+pub async fn attempts_of(db: &Db, message_id: i64) -> Result<Vec<attempt::Model>, DbErr> {
+    attempt::Entity::find()
+        .filter(attempt::Column::MessageId.eq(message_id))
+        .order_by_asc(attempt::Column::Id)
+        .all(&db.reader)
+        .await
+}
+
+/// Claims up to `limit` due callbacks for `owner`, leasing each by pushing its due time forward.
+pub async fn claim_due_callbacks(db: &Db, limit: u64, lease_ms: i64) -> Result<Vec<message::Model>, DbErr> {
+    let now = now_ms();
+    let due = Condition::all()
+        .add(message::Column::CallbackState.eq("pending"))
+        .add(message::Column::CallbackNextAt.lte(now));
+    let candidates = message::Entity::find()
+        .filter(due.clone())
+        .order_by_asc(message::Column::CallbackNextAt)
+        .limit(limit)
+        .all(&db.writer)
+        .await?;
+
+    let mut claimed = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let result = message::Entity::update_many()
+            .col_expr(message::Column::CallbackNextAt, Expr::value(now + lease_ms))
+            .filter(message::Column::Id.eq(candidate.id))
+            .filter(due.clone())
+            .exec(&db.writer)
+            .await?;
+        if result.rows_affected == 1 {
+            claimed.push(candidate);
+        }
+    }
+    Ok(claimed)
+}
+
+/// Records a callback attempt and sets the callback's next state: `delivered`, `failed`, or
+/// `pending` again at `next_at`.
+pub async fn finish_callback(db: &Db, attempt: AttemptRecord, state: &str, next_at: Option<i64>) -> Result<(), DbErr> {
+    let message_id = attempt.message_id;
+    insert_attempt(&db.writer, attempt).await?;
+    message::Entity::update_many()
+        .col_expr(message::Column::CallbackState, Expr::value(state))
+        .col_expr(message::Column::CallbackNextAt, Expr::value(next_at))
+        .col_expr(message::Column::CallbackAttempts, Expr::col(message::Column::CallbackAttempts).add(1))
+        .filter(message::Column::Id.eq(message_id))
+        .exec(&db.writer)
+        .await?;
+    Ok(())
+}
+
+/// Puts failed messages back in the queue; returns how many were re-queued.
+pub async fn requeue_failed(db: &Db, ids: &[i64]) -> Result<u64, DbErr> {
+    let now = now_ms();
+    let result = message::Entity::update_many()
+        .col_expr(message::Column::Status, Expr::value(Status::Queued.as_str()))
+        .col_expr(message::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(message::Column::Attempts, Expr::value(0))
+        .col_expr(message::Column::UpdatedAt, Expr::value(now))
+        .filter(message::Column::Id.is_in(ids.iter().copied()))
+        .filter(message::Column::Status.eq(Status::Failed.as_str()))
+        .exec(&db.writer)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Counts messages by status, for readiness and the CLI.
+pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>, DbErr> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        status: String,
+        total: i64,
+    }
+    let statement = Query::select()
+        .column(message::Column::Status)
+        .expr_as(Expr::col(message::Column::Id).count(), sea_orm::sea_query::Alias::new("total"))
+        .from(message::Entity)
+        .group_by_col(message::Column::Status)
+        .to_owned();
+    let backend = db.reader.get_database_backend();
+    let rows = Row::find_by_statement(backend.build(&statement)).all(&db.reader).await?;
+    Ok(rows.into_iter().map(|row| (row.status, row.total)).collect())
+}

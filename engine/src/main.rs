@@ -1,0 +1,22 @@
+//! The `uig` binary.
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() {
+    let filter = EnvFilter::try_from_env("UIG_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
+    let json_logs = std::env::var("UIG_LOG_FORMAT").is_ok_and(|format| format == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json_logs {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+
+    let cli = uig_engine::cli::Cli::parse();
+    if let Err(error) = uig_engine::cli::run(cli).await {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}

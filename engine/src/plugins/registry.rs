@@ -1,0 +1,211 @@
+//! Loaded connector instances and the way the engine calls them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use uig_connector_api::reexports::{RArc, TD_Opaque};
+use uig_connector_api::{
+    load_connector_module, Capabilities, ConnectorBox, ConnectorError, ErrorKind, Host_TO, Manifest, Reply, SendRequest,
+    StatusRequest,
+};
+
+use super::host::{EngineHost, ExternalCache};
+use crate::config::{Config, ConnectorConfig};
+use crate::directory::DirectoryMap;
+
+/// A loaded, configured connector instance.
+pub struct ConnectorHandle {
+    pub name: String,
+    pub manifest: Manifest,
+    pub config: ConnectorConfig,
+    connector: Arc<ConnectorBox>,
+    permits: Arc<Semaphore>,
+}
+
+/// A configured connector that could not be loaded; messages to it are rejected.
+#[derive(Debug, Clone)]
+pub struct Unavailable {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Failure of a plugin call, as the engine sees it.
+#[derive(Debug, Clone)]
+pub enum CallError {
+    /// The plugin returned an error.
+    Connector(ConnectorError),
+    /// The call ran past the connector's deadline.
+    Deadline { deadline_ms: u64 },
+}
+
+impl CallError {
+    /// Converts the failure to a connector error; a missed deadline is transient.
+    pub fn into_connector_error(self) -> ConnectorError {
+        match self {
+            CallError::Connector(error) => error,
+            CallError::Deadline { deadline_ms } => {
+                ConnectorError::transient(format!("plugin call exceeded its deadline of {deadline_ms} ms")).with_code("deadline_exceeded")
+            }
+        }
+    }
+}
+
+/// All configured connectors: the loaded ones and the unavailable ones.
+#[derive(Default)]
+pub struct Connectors {
+    loaded: BTreeMap<String, Arc<ConnectorHandle>>,
+    unavailable: BTreeMap<String, Unavailable>,
+}
+
+impl Connectors {
+    /// Loads every enabled connector of the config. An optional connector that fails is recorded
+    /// as unavailable; a required one fails start-up with the loader's one-line reason.
+    pub fn load(
+        config: &Config,
+        http: reqwest::Client,
+        cache: ExternalCache,
+        directories: DirectoryMap,
+    ) -> anyhow::Result<Connectors> {
+        let mut connectors = Connectors::default();
+        for (name, connector_config) in config.connectors.iter().filter(|(_, c)| c.enabled) {
+            let host = EngineHost {
+                connector: Arc::from(name.as_str()),
+                runtime: tokio::runtime::Handle::current(),
+                http: http.clone(),
+                http_timeout: Duration::from_millis(connector_config.http_timeout_ms),
+                allowed_urls: connector_config.allowed_urls.clone().into(),
+                cache: cache.clone(),
+                directories: directories.clone(),
+            };
+            match load_one(config, name, connector_config, host) {
+                Ok(handle) => {
+                    tracing::info!(
+                        connector = %name,
+                        plugin = %handle.manifest.name,
+                        version = %handle.manifest.version,
+                        capabilities = ?handle.manifest.capabilities.names(),
+                        "connector loaded"
+                    );
+                    connectors.loaded.insert(name.clone(), Arc::new(handle));
+                }
+                Err(reason) if connector_config.required => {
+                    anyhow::bail!("required connector \"{name}\" cannot start: {reason}");
+                }
+                Err(reason) => {
+                    tracing::error!(connector = %name, %reason, "optional connector unavailable");
+                    connectors.unavailable.insert(name.clone(), Unavailable { name: name.clone(), reason });
+                }
+            }
+        }
+        Ok(connectors)
+    }
+
+    /// Returns a loaded connector by name.
+    pub fn get(&self, name: &str) -> Option<&Arc<ConnectorHandle>> {
+        self.loaded.get(name)
+    }
+
+    /// Returns why a configured connector is unavailable, if it is.
+    pub fn unavailable(&self, name: &str) -> Option<&Unavailable> {
+        self.unavailable.get(name)
+    }
+
+    /// Names of the loaded connectors.
+    pub fn names(&self) -> Vec<String> {
+        self.loaded.keys().cloned().collect()
+    }
+
+    /// All unavailable connectors.
+    pub fn all_unavailable(&self) -> impl Iterator<Item = &Unavailable> {
+        self.unavailable.values()
+    }
+
+    /// All loaded connectors.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<ConnectorHandle>> {
+        self.loaded.values()
+    }
+}
+
+fn load_one(config: &Config, name: &str, connector_config: &ConnectorConfig, host: EngineHost) -> Result<ConnectorHandle, String> {
+    let path = config.library_path(connector_config);
+    let module = load_connector_module(&path).map_err(|error| error.to_string())?;
+    let manifest = (module.manifest())();
+
+    let settings = serde_json::to_string(&connector_config.settings).map_err(|error| format!("settings cannot be passed to the plugin: {error}"))?;
+    let host = Host_TO::from_ptr(RArc::new(host), TD_Opaque);
+    let connector = (module.create())(settings.as_str().into(), host)
+        .into_result()
+        .map_err(|error| format!("plugin {} rejected connectors.{name}: {}", path.display(), error.message))?;
+
+    Ok(ConnectorHandle {
+        name: name.to_string(),
+        manifest,
+        config: connector_config.clone(),
+        connector: Arc::new(connector),
+        permits: Arc::new(Semaphore::new(connector_config.concurrency)),
+    })
+}
+
+impl ConnectorHandle {
+    /// Reports whether the plugin implements an operation.
+    pub fn supports(&self, capability: Capabilities) -> bool {
+        self.manifest.capabilities.contains(capability)
+    }
+
+    /// Reports whether the plugin declares `entity`.
+    pub fn accepts_entity(&self, entity: &str) -> bool {
+        self.manifest.entities.iter().any(|declared| declared.as_str() == entity)
+    }
+
+    /// Entities the plugin declares, for error messages.
+    pub fn entities(&self) -> Vec<String> {
+        self.manifest.entities.iter().map(|entity| entity.to_string()).collect()
+    }
+
+    /// Sends a message through the plugin.
+    pub async fn send(&self, request: SendRequest) -> Result<Reply, CallError> {
+        self.call(move |connector| connector.send(request).into_result()).await
+    }
+
+    /// Asks the plugin for the state of a pending message.
+    pub async fn refresh_status(&self, request: StatusRequest) -> Result<Reply, CallError> {
+        self.call(move |connector| connector.refresh_status(request).into_result()).await
+    }
+
+    /// Runs one plugin call on a blocking thread under the concurrency limit and the deadline.
+    ///
+    /// The permit moves into the blocking task, so a call that overruns its deadline keeps its
+    /// slot until it really returns: a hanging plugin can exhaust its own connector's limit but no
+    /// other connector's.
+    async fn call<T, F>(&self, operation: F) -> Result<T, CallError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ConnectorBox) -> Result<T, ConnectorError> + Send + 'static,
+    {
+        let deadline_ms = self.config.deadline_ms;
+        let deadline = Duration::from_millis(deadline_ms);
+        let started = tokio::time::Instant::now();
+
+        let permit = tokio::time::timeout(deadline, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| CallError::Deadline { deadline_ms })?
+            .expect("connector semaphore is never closed");
+        let remaining = deadline.saturating_sub(started.elapsed());
+
+        let connector = self.connector.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            operation(&connector)
+        });
+        match tokio::time::timeout(remaining, task).await {
+            Err(_) => Err(CallError::Deadline { deadline_ms }),
+            Ok(Err(join_error)) => Err(CallError::Connector(ConnectorError::new(
+                ErrorKind::PANICKED,
+                format!("plugin call aborted: {join_error}"),
+            ))),
+            Ok(Ok(result)) => result.map_err(CallError::Connector),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The delivery worker: claims due messages under a lease and delivers them through connectors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Semaphore};
+use uig_connector_api::{ConnectorError, SendRequest};
+
+use crate::db::message;
+use crate::delivery;
+use crate::engine::Engine;
+use crate::ledger::{self, now_ms, AttemptRecord, DeliveryResult};
+
+/// Runs until `shutdown` turns true, then waits for in-flight deliveries to finish.
+pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
+    let capacity = engine.config.worker.claim_batch as usize;
+    let in_flight = Arc::new(Semaphore::new(capacity));
+    let poll_interval = Duration::from_millis(engine.config.worker.poll_interval_ms);
+    let lease_ms = (engine.config.worker.lease_seconds * 1000) as i64;
+    tracing::info!(instance = %engine.instance_id, capacity, "delivery worker started");
+
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let free = in_flight.available_permits() as u64;
+        let claimed = if free == 0 {
+            Vec::new()
+        } else {
+            match ledger::claim_due(&engine.db, &engine.instance_id, free, lease_ms).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::error!(%error, "claiming due messages failed");
+                    Vec::new()
+                }
+            }
+        };
+
+        let claimed_any = !claimed.is_empty();
+        for message in claimed {
+            let permit = in_flight.clone().acquire_owned().await.expect("worker semaphore is never closed");
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                deliver(&engine, message).await;
+                drop(permit);
+            });
+        }
+        if claimed_any && in_flight.available_permits() > 0 {
+            continue;
+        }
+
+        tokio::select! {
+            _ = engine.work_queued.notified() => {}
+            _ = tokio::time::sleep(poll_interval) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+
+    tracing::info!("delivery worker stopping, waiting for deliveries in flight");
+    let _all = in_flight.acquire_many(capacity as u32).await;
+    tracing::info!("delivery worker stopped");
+}
+
+async fn deliver(engine: &Engine, message: message::Model) {
+    let attempt = message.attempts as u32 + 1;
+    let Some(connector) = engine.connectors.get(&message.recipient) else {
+        // The connector was removed from the config or failed to load after the message was accepted.
+        let error = ConnectorError::transient(format!("connector \"{}\" is not loaded on this instance", message.recipient));
+        let record = AttemptRecord {
+            message_id: message.id,
+            kind: "delivery",
+            number: attempt as i32,
+            started_at: now_ms(),
+            duration_ms: 0,
+            outcome: "unavailable".into(),
+            error: Some(delivery::error_json(&error, attempt)),
+        };
+        let result = DeliveryResult::Retry { error: delivery::error_json(&error, attempt), next_attempt_at: now_ms() + 60_000 };
+        finish(engine, message.id, record, result).await;
+        return;
+    };
+
+    let request = SendRequest {
+        message_id: message.id,
+        entity: message.entity.as_str().into(),
+        payload: message.message.as_str().into(),
+        attempt,
+    };
+    let (record, result) = delivery::attempt_send(connector, request, connector.config.max_attempts).await;
+    let terminal = matches!(result, DeliveryResult::Delivered { .. } | DeliveryResult::Failed { .. });
+    finish(engine, message.id, record, result.clone()).await;
+
+    match &result {
+        DeliveryResult::Delivered { .. } => tracing::info!(message_id = message.id, connector = %connector.name, attempt, "message delivered"),
+        DeliveryResult::Failed { .. } => tracing::warn!(message_id = message.id, connector = %connector.name, attempt, "message failed"),
+        DeliveryResult::Retry { next_attempt_at, .. } => {
+            tracing::info!(message_id = message.id, connector = %connector.name, attempt, retry_in_ms = next_attempt_at - now_ms(), "delivery will be retried")
+        }
+        DeliveryResult::Pending { .. } => tracing::info!(message_id = message.id, connector = %connector.name, "recipient is processing the message"),
+    }
+    if terminal && message.callback_url.is_some() {
+        engine.callback_due.notify_one();
+    }
+}
+
+async fn finish(engine: &Engine, message_id: i64, record: AttemptRecord, result: DeliveryResult) {
+    match ledger::finish_delivery(&engine.db, &engine.instance_id, record, result).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(message_id, "lease lost before the result was stored; another worker owns the message"),
+        // The lease stays; the message is claimed again when it runs out.
+        Err(error) => tracing::error!(message_id, %error, "storing the delivery result failed"),
+    }
+}

@@ -1,0 +1,18 @@
+//! Database schema of the UIG message ledger, as sea-orm migrations.
+//!
+//! Times are stored as Unix milliseconds (`BIGINT`) so that ordering and comparisons behave the
+//! same on SQLite, MariaDB and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261204_000001_create_ledger;
+
+/// All migrations, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261204_000001_create_ledger::Migration)]
+    }
+}
