@@ -96,6 +96,8 @@ pub enum MessageCommand {
         /// Message id.
         id: i64,
     },
+    /// Print the number of stored messages.
+    Count(ConfigArg),
     /// Put failed messages back into the queue.
     Retry {
         #[command(flatten)]
@@ -215,6 +217,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             for attempt in ledger::attempts_of(&db, id).await? {
                 println!("  {} #{} at {} {} ms {} {}", attempt.kind, attempt.number, crate::api::messages::format_time(attempt.started_at), attempt.duration_ms, attempt.outcome, attempt.error.as_deref().unwrap_or(""));
             }
+            Ok(())
+        }
+        Command::Message(MessageCommand::Count(config)) => {
+            let (_, db) = open(&config).await?;
+            let total: i64 = ledger::count_by_status(&db).await?.iter().map(|(_, count)| count).sum();
+            println!("{total}");
             Ok(())
         }
         Command::Message(MessageCommand::Retry { config, ids }) => {
