@@ -1,5 +1,5 @@
 //! The callback worker: POSTs each finished message to its client's callback URL, signed per the
-//! Standard Webhooks spec, until the receiver answers 2xx or the attempts run out.
+//! Standard Webhooks spec, until the receiver returns 2xx or the attempts run out.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,7 +56,7 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
     tracing::info!("callback worker stopped");
 }
 
-/// Builds the callback body: the message summary with the recipient's answer and the last error.
+/// Builds the callback body: the message summary with the recipient's reply and the last error.
 pub fn callback_body(message: &message::Model) -> Vec<u8> {
     let parse = |text: &Option<String>| text.as_deref().and_then(|text| serde_json::from_str::<Value>(text).ok()).unwrap_or(Value::Null);
     let body = json!({

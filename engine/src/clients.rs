@@ -49,7 +49,7 @@ impl Client {
     }
 }
 
-/// What `uig client add` prints: the only time the token and secret are shown.
+/// Credentials of a new client, printed once by `uig client add` and never shown again.
 #[derive(Debug, serde::Serialize)]
 pub struct CreatedClient {
     pub id: i32,

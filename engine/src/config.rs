@@ -366,7 +366,7 @@ mod tests {
     #[test]
     fn unknown_key_names_its_path() {
         let (key, message) = Config::parse("[connectors.avinfo]\nlibrary = \"x.so\"\nconcurrensy = 3\n").unwrap_err();
-        assert_eq!(key, "connectors.avinfo");
+        assert_eq!(key, "connectors.avinfo.concurrensy");
         assert!(message.contains("unknown field `concurrensy`"), "{message}");
     }
 

@@ -15,11 +15,11 @@ pub fn error_json(error: &ConnectorError, attempt: u32) -> String {
     json!({"kind": error.kind.name(), "code": code, "message": error.message.as_str(), "attempt": attempt}).to_string()
 }
 
-/// Checks that the plugin's answer is JSON text; garbage fails the attempt as permanent.
+/// Checks that the plugin's reply is JSON text. Anything else fails the attempt as permanent.
 fn checked_reply(reply: Reply) -> Result<Reply, ConnectorError> {
     match serde_json::from_str::<serde::de::IgnoredAny>(&reply.data) {
         Ok(_) => Ok(reply),
-        Err(error) => Err(ConnectorError::permanent(format!("plugin returned an answer that is not JSON: {error}")).with_code("invalid_plugin_reply")),
+        Err(error) => Err(ConnectorError::permanent(format!("plugin returned a reply that is not JSON: {error}")).with_code("invalid_plugin_reply")),
     }
 }
 
@@ -96,7 +96,7 @@ pub async fn attempt_refresh(connector: &ConnectorHandle, request: StatusRequest
         Err(error) => {
             let text = error_json(&error, 1);
             tracing::warn!(message_id, connector = %connector.name, kind = error.kind.name(), error = %error.message, "status refresh failed");
-            // A failed refresh never fails the message: the recipient may still finish it.
+            // A failed refresh leaves the message `processing`, because the recipient may still finish it.
             (record(error.kind.name(), Some(text.clone())), DeliveryResult::Retry { error: text, next_attempt_at: 0 })
         }
     }

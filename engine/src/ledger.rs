@@ -25,6 +25,9 @@ pub struct NewMessage {
     pub callback_url: Option<String>,
     pub request_hash: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Lease for a message stored as `processing` (a sync send): owner and length in milliseconds.
+    /// If the instance dies during the call, a worker re-claims the message when the lease ends.
+    pub lease: Option<(String, i64)>,
 }
 
 /// Sort order of a listing, by id.
@@ -101,8 +104,8 @@ pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) ->
         external_id: Set(None),
         attempts: Set(0),
         next_attempt_at: Set(next_attempt_at),
-        lease_owner: Set(None),
-        lease_until: Set(None),
+        lease_owner: Set(new.lease.as_ref().map(|(owner, _)| owner.clone())),
+        lease_until: Set(new.lease.as_ref().map(|(_, length_ms)| now + length_ms)),
         callback_url: Set(new.callback_url.clone()),
         callback_state: Set(None),
         callback_attempts: Set(0),
@@ -117,7 +120,7 @@ pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) ->
 
     match model.insert(&db.writer).await {
         Ok(stored) => Ok(Stored::Created(stored)),
-        // A concurrent request with the same hash or key won the unique index: answer with its message.
+        // A concurrent request with the same hash or key won the unique index, so return its message.
         Err(error) if is_unique_violation(&error) => match find_repeat(db, &new, 0).await? {
             Some(existing) => Ok(Stored::Existing(existing)),
             None => Err(error),
@@ -158,15 +161,15 @@ pub async fn find_for_client(db: &Db, client_id: i32, id: i64) -> Result<Option<
     message::Entity::find_by_id(id).filter(message::Column::ClientId.eq(client_id)).one(&db.reader).await
 }
 
-/// Returns a message by id, whoever owns it.
+/// Returns a message by id, regardless of its owner.
 pub async fn find(db: &Db, id: i64) -> Result<Option<message::Model>, DbErr> {
     message::Entity::find_by_id(id).one(&db.reader).await
 }
 
 /// Lists a page of a client's messages by keyset anchor and page number.
 ///
-/// The ids of the page are found on the `(client_id, [read_at,] id)` index alone, so the cost does
-/// not depend on the table size; a page number skips `(page - 1) * per_page` index entries.
+/// The page's ids come from the `(client_id, [read_at,] id)` index alone, so the cost does not depend
+/// on the table size. A page number above 1 skips `(page - 1) * per_page` index entries.
 pub async fn list(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr> {
     let mut ids = message::Entity::find()
         .select_only()
@@ -276,7 +279,7 @@ pub async fn claim_due(db: &Db, owner: &str, limit: u64, lease_ms: i64) -> Resul
 /// Final or intermediate result of a delivery, applied by [`finish_delivery`].
 #[derive(Debug, Clone)]
 pub enum DeliveryResult {
-    /// The recipient answered.
+    /// The recipient returned its reply.
     Delivered { data: String },
     /// The recipient accepted and is still processing under `external_id`.
     Pending { data: String, external_id: Option<String> },
@@ -338,7 +341,7 @@ pub async fn finish_delivery(db: &Db, owner: &str, attempt: AttemptRecord, resul
     Ok(result.rows_affected == 1)
 }
 
-/// Applies a status refresh answer to a `processing` message that no worker holds.
+/// Applies the result of a status refresh to a `processing` message that no worker holds.
 pub async fn finish_refresh(db: &Db, attempt: AttemptRecord, result: DeliveryResult) -> Result<(), DbErr> {
     let message_id = attempt.message_id;
     insert_attempt(&db.writer, attempt).await?;
@@ -385,6 +388,8 @@ pub async fn finish_sync(db: &Db, attempt: AttemptRecord, result: DeliveryResult
         .into_active_model();
     model.attempts = Set(1);
     model.updated_at = Set(now);
+    model.lease_owner = Set(None);
+    model.lease_until = Set(None);
     match result {
         DeliveryResult::Delivered { data } => {
             model.status = Set(Status::Delivered.as_str().to_string());

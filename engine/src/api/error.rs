@@ -39,7 +39,7 @@ impl Language {
     }
 }
 
-/// An error answer of the API.
+/// An error response of the API.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,

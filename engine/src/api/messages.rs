@@ -186,12 +186,13 @@ async fn store(engine: &Engine, request: &SignedRequest, send: &SendParams, stat
         callback_url: send.callback.clone(),
         request_hash: Some(request.hash.clone()),
         idempotency_key: send.idempotency_key.clone(),
+        lease: (status == Status::Processing).then(|| (engine.instance_id.clone(), engine.config.worker.lease_seconds as i64 * 1000)),
     };
     let since = ledger::now_ms() - IDEMPOTENCY_WINDOW_MS;
     ledger::insert_message(&engine.db, new, since).await.map_err(|error| storage_failure(error, request))
 }
 
-/// `POST /async/message/send`: stores the message for the worker and answers 202.
+/// `POST /async/message/send`: stores the message for the worker and returns 202.
 pub async fn send_async(State(engine): State<Arc<Engine>>, request: SignedRequest) -> ApiResult {
     let (send, _connector) = read_send(&engine, &request, true).map_err(|error| Rejection(error, request.language))?;
     let stored = store(&engine, &request, &send, Status::Queued).await?;
@@ -211,7 +212,7 @@ pub async fn send_async(State(engine): State<Arc<Engine>>, request: SignedReques
     Ok(response)
 }
 
-/// `POST /sync/message/send`: stores the message, delivers it inline and answers with the result.
+/// `POST /sync/message/send`: stores the message, delivers it inline and returns the result.
 pub async fn send_sync(State(engine): State<Arc<Engine>>, request: SignedRequest) -> ApiResult {
     let (send, connector) = read_send(&engine, &request, false).map_err(|error| Rejection(error, request.language))?;
     let stored = store(&engine, &request, &send, Status::Processing).await?;
@@ -350,7 +351,7 @@ pub async fn get(State(engine): State<Arc<Engine>>, request: SignedRequest) -> A
 }
 
 /// `PUT /sync/message/status`: refreshes a pending message from the recipient where the connector
-/// supports it, then answers with the current status.
+/// supports it, then returns the current status.
 pub async fn refresh_status(State(engine): State<Arc<Engine>>, request: SignedRequest) -> ApiResult {
     let message = owned_message(&engine, &request).await?;
 

@@ -44,7 +44,7 @@ async fn live() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the database answers; lists loaded and unavailable connectors.
+/// Reports ready when the database responds, and lists loaded and unavailable connectors.
 async fn ready(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
     let database = engine.db.reader.ping().await;
     let connectors: Vec<_> = engine.connectors.all().map(|handle| json!({"name": handle.name, "plugin": handle.manifest.name.as_str(), "version": handle.manifest.version.as_str(), "status": "loaded"})).collect();

@@ -31,7 +31,7 @@ pub struct Unavailable {
     pub reason: String,
 }
 
-/// Failure of a plugin call, as the engine sees it.
+/// Failure of a plugin call, from the engine's side.
 #[derive(Debug, Clone)]
 pub enum CallError {
     /// The plugin returned an error.
@@ -117,12 +117,12 @@ impl Connectors {
         self.loaded.keys().cloned().collect()
     }
 
-    /// All unavailable connectors.
+    /// Returns all unavailable connectors.
     pub fn all_unavailable(&self) -> impl Iterator<Item = &Unavailable> {
         self.unavailable.values()
     }
 
-    /// All loaded connectors.
+    /// Returns all loaded connectors.
     pub fn all(&self) -> impl Iterator<Item = &Arc<ConnectorHandle>> {
         self.loaded.values()
     }

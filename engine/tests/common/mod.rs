@@ -201,11 +201,17 @@ impl Gateway {
 
     /// Starts a gateway: writes its config, creates the client `test`, runs `uig serve`.
     pub fn start_with(mock: &Mock, options: GatewayOptions) -> Gateway {
+        Gateway::start_edited(mock, options, |text| text)
+    }
+
+    /// Starts a gateway like [`Gateway::start_with`], with the config text passed through `edit`
+    /// first, for settings that `extra_config` cannot override (TOML rejects a repeated table).
+    pub fn start_edited(mock: &Mock, options: GatewayOptions, edit: impl FnOnce(String) -> String) -> Gateway {
         build_artifacts();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let config_path = dir.path().join("uig.toml");
-        std::fs::write(&config_path, config_text(dir.path(), port, &mock.url, &options)).unwrap();
+        std::fs::write(&config_path, edit(config_text(dir.path(), port, &mock.url, &options))).unwrap();
 
         let config = config_path.to_str().unwrap();
         let hosts = options.callback_hosts.join(",");
