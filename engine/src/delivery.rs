@@ -23,81 +23,82 @@ fn checked_reply(reply: Reply) -> Result<Reply, ConnectorError> {
     }
 }
 
-/// Sends through the connector and decides the result: delivered, pending, retry (transient error
-/// with attempts left) or failed. `max_attempts` of 1 makes every error final.
-pub async fn attempt_send(connector: &ConnectorHandle, request: SendRequest, max_attempts: u32) -> (AttemptRecord, DeliveryResult) {
-    let message_id = request.message_id;
-    let attempt = request.attempt;
-    let started_at = now_ms();
-    let clock = Instant::now();
-    let outcome = connector.send(request).await.map_err(|error| error.into_connector_error()).and_then(checked_reply);
-    let duration_ms = clock.elapsed().as_millis() as i64;
+/// Timing and identity of one attempt, filled in once its outcome is known.
+struct AttemptClock {
+    message_id: i64,
+    kind: &'static str,
+    number: u32,
+    started_at: i64,
+    clock: Instant,
+}
 
-    let record = |outcome: &str, error: Option<String>| AttemptRecord {
-        message_id,
-        kind: "delivery",
-        number: attempt as i32,
-        started_at,
-        duration_ms,
-        outcome: outcome.to_string(),
-        error,
-    };
+impl AttemptClock {
+    fn start(message_id: i64, kind: &'static str, number: u32) -> Self {
+        AttemptClock { message_id, kind, number, started_at: now_ms(), clock: Instant::now() }
+    }
 
-    match outcome {
-        Ok(reply) if reply.state == RemoteState::PENDING => {
-            let external_id = reply.external_id.into_option().map(|id| id.to_string());
-            (record("pending", None), DeliveryResult::Pending { data: reply.data.to_string(), external_id })
+    fn record(&self, outcome: &str, error: Option<String>) -> AttemptRecord {
+        AttemptRecord {
+            message_id: self.message_id,
+            kind: self.kind,
+            number: self.number as i32,
+            started_at: self.started_at,
+            duration_ms: self.clock.elapsed().as_millis() as i64,
+            outcome: outcome.to_string(),
+            error,
         }
-        Ok(reply) if reply.state == RemoteState::FAILED => {
-            let error = json!({"kind": "permanent", "code": "recipient_failed", "message": "the recipient reports that processing failed", "attempt": attempt, "data": serde_json::from_str::<serde_json::Value>(&reply.data).ok()}).to_string();
-            (record("permanent", Some(error.clone())), DeliveryResult::Failed { error })
-        }
-        Ok(reply) => (record("ok", None), DeliveryResult::Delivered { data: reply.data.to_string() }),
-        Err(error) => {
-            let text = error_json(&error, attempt);
-            tracing::warn!(message_id, connector = %connector.name, attempt, kind = error.kind.name(), error = %error.message, "delivery attempt failed");
-            let result = if error.kind.is_retryable() && attempt < max_attempts {
-                let delay = retry::backoff_ms(&connector.config.retry, attempt + 1, error.retry_after_ms.into_option());
-                DeliveryResult::Retry { error: text.clone(), next_attempt_at: now_ms() + delay as i64 }
-            } else {
-                DeliveryResult::Failed { error: text.clone() }
-            };
-            (record(error.kind.name(), Some(text)), result)
+    }
+
+    /// Turns a plugin outcome into the attempt row and the ledger result. `on_error` decides what a
+    /// connector error does to the message.
+    fn settle(
+        &self,
+        outcome: Result<Reply, ConnectorError>,
+        on_error: impl FnOnce(&ConnectorError, String) -> DeliveryResult,
+    ) -> (AttemptRecord, DeliveryResult) {
+        match outcome {
+            Ok(reply) if reply.state == RemoteState::PENDING => {
+                let external_id = reply.external_id.into_option().map(|id| id.to_string());
+                (self.record("pending", None), DeliveryResult::Pending { data: reply.data.to_string(), external_id })
+            }
+            Ok(reply) if reply.state == RemoteState::FAILED => {
+                let data = serde_json::from_str::<serde_json::Value>(&reply.data).ok();
+                let error = json!({"kind": "permanent", "code": "recipient_failed", "message": "the recipient reports that processing failed", "attempt": self.number, "data": data}).to_string();
+                (self.record("permanent", Some(error.clone())), DeliveryResult::Failed { error })
+            }
+            Ok(reply) => (self.record("ok", None), DeliveryResult::Delivered { data: reply.data.to_string() }),
+            Err(error) => {
+                let text = error_json(&error, self.number);
+                tracing::warn!(message_id = self.message_id, attempt = self.number, kind = error.kind.name(), error = %error.message, "{} attempt failed", self.kind);
+                let result = on_error(&error, text.clone());
+                (self.record(error.kind.name(), Some(text)), result)
+            }
         }
     }
 }
 
+/// Sends through the connector and decides the result: delivered, pending, retry (transient error
+/// with attempts left) or failed. `max_attempts` of 1 makes every error final.
+pub async fn attempt_send(connector: &ConnectorHandle, request: SendRequest, max_attempts: u32) -> (AttemptRecord, DeliveryResult) {
+    let attempt = request.attempt;
+    let clock = AttemptClock::start(request.message_id, "delivery", attempt);
+    let outcome = connector.send(request).await.map_err(|error| error.into_connector_error()).and_then(checked_reply);
+
+    clock.settle(outcome, |error, text| {
+        if error.kind.is_retryable() && attempt < max_attempts {
+            let delay = retry::backoff_ms(&connector.config.retry, attempt + 1, error.retry_after_ms.into_option());
+            DeliveryResult::Retry { error: text, next_attempt_at: now_ms() + delay as i64 }
+        } else {
+            DeliveryResult::Failed { error: text }
+        }
+    })
+}
+
 /// Asks the connector for the state of a pending message.
 pub async fn attempt_refresh(connector: &ConnectorHandle, request: StatusRequest) -> (AttemptRecord, DeliveryResult) {
-    let message_id = request.message_id;
-    let started_at = now_ms();
-    let clock = Instant::now();
+    let clock = AttemptClock::start(request.message_id, "status", 1);
     let outcome = connector.refresh_status(request).await.map_err(|error| error.into_connector_error()).and_then(checked_reply);
-    let duration_ms = clock.elapsed().as_millis() as i64;
-    let record = |outcome: &str, error: Option<String>| AttemptRecord {
-        message_id,
-        kind: "status",
-        number: 1,
-        started_at,
-        duration_ms,
-        outcome: outcome.to_string(),
-        error,
-    };
 
-    match outcome {
-        Ok(reply) if reply.state == RemoteState::PENDING => {
-            (record("pending", None), DeliveryResult::Pending { data: reply.data.to_string(), external_id: None })
-        }
-        Ok(reply) if reply.state == RemoteState::FAILED => {
-            let error = json!({"kind": "permanent", "code": "recipient_failed", "message": "the recipient reports that processing failed"}).to_string();
-            (record("permanent", Some(error.clone())), DeliveryResult::Failed { error })
-        }
-        Ok(reply) => (record("ok", None), DeliveryResult::Delivered { data: reply.data.to_string() }),
-        Err(error) => {
-            let text = error_json(&error, 1);
-            tracing::warn!(message_id, connector = %connector.name, kind = error.kind.name(), error = %error.message, "status refresh failed");
-            // A failed refresh leaves the message `processing`, because the recipient may still finish it.
-            (record(error.kind.name(), Some(text.clone())), DeliveryResult::Retry { error: text, next_attempt_at: 0 })
-        }
-    }
+    // A failed refresh leaves the message `processing`, because the recipient may still finish it.
+    clock.settle(outcome, |_, text| DeliveryResult::Retry { error: text, next_attempt_at: 0 })
 }

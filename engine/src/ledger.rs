@@ -304,10 +304,7 @@ pub async fn finish_delivery(db: &Db, owner: &str, attempt: AttemptRecord, resul
         .col_expr(message::Column::LeaseOwner, Expr::value(Option::<String>::None))
         .col_expr(message::Column::LeaseUntil, Expr::value(Option::<i64>::None))
         .col_expr(message::Column::UpdatedAt, Expr::value(now));
-    let callback_due = Expr::cust_with_values(
-        "CASE WHEN callback_url IS NOT NULL THEN ? ELSE NULL END",
-        [sea_orm::Value::from("pending")],
-    );
+    let callback_due = callback_due_expr();
     update = match result {
         DeliveryResult::Delivered { data } => update
             .col_expr(message::Column::Status, Expr::value(Status::Delivered.as_str()))
@@ -341,16 +338,18 @@ pub async fn finish_delivery(db: &Db, owner: &str, attempt: AttemptRecord, resul
     Ok(result.rows_affected == 1)
 }
 
+/// Sets `callback_state` to `pending` for messages that asked for a callback, and leaves it null otherwise.
+fn callback_due_expr() -> sea_orm::sea_query::SimpleExpr {
+    Expr::cust_with_values("CASE WHEN callback_url IS NOT NULL THEN ? ELSE NULL END", [sea_orm::Value::from("pending")])
+}
+
 /// Applies the result of a status refresh to a `processing` message that no worker holds.
 pub async fn finish_refresh(db: &Db, attempt: AttemptRecord, result: DeliveryResult) -> Result<(), DbErr> {
     let message_id = attempt.message_id;
     insert_attempt(&db.writer, attempt).await?;
     let now = now_ms();
     let update = message::Entity::update_many().col_expr(message::Column::UpdatedAt, Expr::value(now));
-    let callback_due = Expr::cust_with_values(
-        "CASE WHEN callback_url IS NOT NULL THEN ? ELSE NULL END",
-        [sea_orm::Value::from("pending")],
-    );
+    let callback_due = callback_due_expr();
     let update = match result {
         DeliveryResult::Delivered { data } => update
             .col_expr(message::Column::Status, Expr::value(Status::Delivered.as_str()))

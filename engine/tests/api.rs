@@ -23,7 +23,7 @@ fn start() -> (Mock, Gateway) {
     (mock, gateway)
 }
 
-/// Checks an error answer: HTTP status, `error.code` and, when given, `error.field`.
+/// Checks an error response: HTTP status, `error.code` and, when given, `error.field`.
 #[track_caller]
 fn assert_error(actual: (u16, &Value), status: u16, code: &str, field: Option<&str>) {
     let (actual_status, body) = actual;
@@ -34,7 +34,7 @@ fn assert_error(actual: (u16, &Value), status: u16, code: &str, field: Option<&s
     }
 }
 
-/// Signed send parameters with `name` removed afterwards (so the hash stays valid for the rest).
+/// Signs the parameters of a send, then removes `name` from the signed list.
 fn signed_without(gateway: &Gateway, params: &[(&str, &str)], name: &str) -> Vec<(String, String)> {
     let mut signed = gateway.sign("POST", SEND, params);
     signed.retain(|(key, _)| key != name);
@@ -51,15 +51,15 @@ fn with_value(mut signed: Vec<(String, String)>, name: &str, value: &str) -> Vec
     signed
 }
 
-/// An HTTP answer with its headers.
-struct Answer {
+/// An HTTP response with its headers and its body parsed as JSON (or kept as a string).
+struct HttpResponse {
     status: u16,
     headers: reqwest::header::HeaderMap,
     body: Value,
 }
 
 /// Sends one request with a query string, an optional typed body and extra headers.
-fn request(gateway: &Gateway, method: &str, path: &str, query: &str, body: Option<(&str, Vec<u8>)>, headers: &[(&str, &str)]) -> Answer {
+fn request(gateway: &Gateway, method: &str, path: &str, query: &str, body: Option<(&str, Vec<u8>)>, headers: &[(&str, &str)]) -> HttpResponse {
     let client = reqwest::blocking::Client::new();
     let url = if query.is_empty() { format!("{}{path}", gateway.url) } else { format!("{}{path}?{query}", gateway.url) };
     let mut builder = client.request(method.parse().unwrap(), url);
@@ -74,11 +74,16 @@ fn request(gateway: &Gateway, method: &str, path: &str, query: &str, body: Optio
     let headers = response.headers().clone();
     let text = response.text().unwrap();
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Answer { status, headers, body }
+    HttpResponse { status, headers, body }
 }
 
 fn form(params: &[(String, String)]) -> Vec<u8> {
     form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish().into_bytes()
+}
+
+/// Posts `signed` as a form body to the send endpoint with extra headers.
+fn post_form(gateway: &Gateway, signed: &[(String, String)], headers: &[(&str, &str)]) -> HttpResponse {
+    request(gateway, "POST", SEND, "", Some(("application/x-www-form-urlencoded", form(signed))), headers)
 }
 
 fn shifted_timestamp(seconds: i64) -> String {
@@ -229,7 +234,7 @@ fn unsupported_entity_rejected() {
 #[test]
 fn callback_host_not_allowed() {
     let (_mock, gateway) = start();
-    // The test client may call back 127.0.0.1 only; 127.0.0.2 is loopback too but not allowed.
+    // The test client may call back 127.0.0.1 only. 127.0.0.2 is loopback too, but not on its allow-list.
     let mut params = VALID_SEND.to_vec();
     params.push(("callback", "http://127.0.0.2:9/hook"));
 
@@ -275,9 +280,9 @@ fn duplicate_parameter_rejected() {
     let (_mock, gateway) = start();
     let signed = gateway.sign("POST", SEND, &VALID_SEND);
 
-    let answer = request(&gateway, "POST", SEND, "recipient=avinfo", Some(("application/x-www-form-urlencoded", form(&signed))), &[]);
+    let response = request(&gateway, "POST", SEND, "recipient=avinfo", Some(("application/x-www-form-urlencoded", form(&signed))), &[]);
 
-    assert_error((answer.status, &answer.body), 400, "duplicate_parameter", Some("recipient"));
+    assert_error((response.status, &response.body), 400, "duplicate_parameter", Some("recipient"));
     assert_eq!(gateway.count_messages(), 0);
 }
 
@@ -305,18 +310,22 @@ fn unknown_token_rejected() {
 
 // ---- Error language ----
 
+fn has_cyrillic(text: &str) -> bool {
+    text.chars().any(|c| ('\u{0400}'..='\u{04FF}').contains(&c))
+}
+
 #[test]
 fn error_language_follows_header() {
     let (_mock, gateway) = start();
     let params = [("recipient", "avinfoo"), ("entity", "vehicle"), ("message", VIN_MESSAGE)];
 
-    let russian = request(&gateway, "POST", SEND, "", Some(("application/x-www-form-urlencoded", form(&gateway.sign("POST", SEND, &params)))), &[]);
-    let english = request(&gateway, "POST", SEND, "", Some(("application/x-www-form-urlencoded", form(&gateway.sign("POST", SEND, &params)))), &[("accept-language", "en")]);
+    let russian = post_form(&gateway, &gateway.sign("POST", SEND, &params), &[]);
+    let english = post_form(&gateway, &gateway.sign("POST", SEND, &params), &[("accept-language", "en")]);
 
     let russian_text = russian.body["error"]["message"].as_str().unwrap();
     let english_text = english.body["error"]["message"].as_str().unwrap();
-    assert!(russian_text.chars().any(|c| ('\u{0400}'..='\u{04FF}').contains(&c)), "{russian_text}");
-    assert!(!english_text.chars().any(|c| ('\u{0400}'..='\u{04FF}').contains(&c)), "{english_text}");
+    assert!(has_cyrillic(russian_text), "{russian_text}");
+    assert!(!has_cyrillic(english_text), "{english_text}");
     assert!(english_text.contains("unknown recipient \"avinfoo\""), "{english_text}");
     assert_eq!(russian.body["error"]["code"], "unknown_recipient");
     assert_eq!(english.body["error"]["code"], russian.body["error"]["code"]);
@@ -336,16 +345,16 @@ fn form_values_kept_exactly() {
     let body_text = String::from_utf8(body.clone()).unwrap();
     assert!(body_text.contains("%2B7+495"), "{body_text}");
 
-    let answer = request(&gateway, "POST", SEND, "", Some(("application/x-www-form-urlencoded", body)), &[]);
-    assert_eq!(answer.status, 202, "{}", answer.body);
-    let id = id_of(&answer.body).to_string();
+    let response = request(&gateway, "POST", SEND, "", Some(("application/x-www-form-urlencoded", body)), &[]);
+    assert_eq!(response.status, 202, "{}", response.body);
+    let id = id_of(&response.body).to_string();
     let (status, stored) = gateway.call("GET", "/sync/message/get", &[("id", &id)]);
 
     assert_eq!(status, 200, "{stored}");
     assert_eq!(stored["message"].as_str().unwrap(), message);
 }
 
-/// A message with member order, spacing, escapes and numbers that a JSON parser would change.
+/// A message with member order, spacing, escapes and numbers that parsing and re-serializing would change.
 const RAW_MESSAGE: &str = r#"{"z": 1, "url":"http:\/\/example.com\/a" ,"fio":"\u0416уков", "id": 9007199254740993, "price": 1500.10}"#;
 
 fn json_body(signed: &[(String, String)], message: &str) -> Vec<u8> {
@@ -362,9 +371,9 @@ fn json_message_kept_raw() {
     let (_mock, gateway) = start();
     let signed = gateway.sign("POST", SEND, &[("recipient", "testkit"), ("entity", "echo"), ("message", RAW_MESSAGE)]);
 
-    let answer = request(&gateway, "POST", SEND, "", Some(("application/json", json_body(&signed, RAW_MESSAGE))), &[]);
-    assert_eq!(answer.status, 202, "{}", answer.body);
-    let id = id_of(&answer.body).to_string();
+    let response = request(&gateway, "POST", SEND, "", Some(("application/json", json_body(&signed, RAW_MESSAGE))), &[]);
+    assert_eq!(response.status, 202, "{}", response.body);
+    let id = id_of(&response.body).to_string();
     let (status, stored) = gateway.call("GET", "/sync/message/get", &[("id", &id)]);
 
     assert_eq!(status, 200, "{stored}");
@@ -380,9 +389,9 @@ fn json_signature_over_raw_text() {
     assert_ne!(reserialized, RAW_MESSAGE);
     let signed = gateway.sign("POST", SEND, &[("recipient", "testkit"), ("entity", "echo"), ("message", &reserialized)]);
 
-    let answer = request(&gateway, "POST", SEND, "", Some(("application/json", json_body(&signed, RAW_MESSAGE))), &[]);
+    let response = request(&gateway, "POST", SEND, "", Some(("application/json", json_body(&signed, RAW_MESSAGE))), &[]);
 
-    assert_error((answer.status, &answer.body), 401, "invalid_signature", Some("hash"));
+    assert_error((response.status, &response.body), 401, "invalid_signature", Some("hash"));
     assert_eq!(gateway.count_messages(), 0);
 }
 
@@ -488,8 +497,8 @@ fn same_request_stored_once() {
     let (_mock, gateway) = start();
     let signed = gateway.sign("POST", SEND, &VALID_SEND);
 
-    let first = request(&gateway, "POST", SEND, "", Some(("application/x-www-form-urlencoded", form(&signed))), &[]);
-    let second = request(&gateway, "POST", SEND, "", Some(("application/x-www-form-urlencoded", form(&signed))), &[]);
+    let first = post_form(&gateway, &signed, &[]);
+    let second = post_form(&gateway, &signed, &[]);
 
     assert_eq!(first.status, 202, "{}", first.body);
     assert_eq!(second.status, 202, "{}", second.body);
@@ -502,11 +511,11 @@ fn same_request_stored_once() {
 #[test]
 fn idempotency_key_stored_once() {
     let (_mock, gateway) = start();
-    let first_params = [VALID_SEND[0], VALID_SEND[1], VALID_SEND[2], ("timestamp", "")];
+    let params = [VALID_SEND[0], VALID_SEND[1], VALID_SEND[2], ("timestamp", "")];
     let earlier = shifted_timestamp(-5);
     let later = shifted_timestamp(0);
-    let first = gateway.sign("POST", SEND, &with_timestamp(&first_params, &earlier));
-    let second = gateway.sign("POST", SEND, &with_timestamp(&first_params, &later));
+    let first = gateway.sign("POST", SEND, &with_timestamp(&params, &earlier));
+    let second = gateway.sign("POST", SEND, &with_timestamp(&params, &later));
     assert_ne!(first.last(), second.last(), "the two requests must have different hashes");
     let key = [("idempotency-key", "order-2026-0001")];
 
@@ -563,6 +572,13 @@ fn php_client_accepted() {
 
 // ---- Concurrency on SQLite ----
 
+type CallLog = Mutex<Vec<(&'static str, u16, Value)>>;
+
+/// Counts status refreshes that moved a message to delivered.
+fn refreshed_count(calls: &CallLog) -> usize {
+    calls.lock().unwrap().iter().filter(|(call, _, body)| *call == "status" && body["status"] == "delivered").count()
+}
+
 #[test]
 fn concurrent_sends_on_sqlite() {
     let (_mock, gateway) = start();
@@ -570,20 +586,20 @@ fn concurrent_sends_on_sqlite() {
     let senders = 100;
     let barrier = Arc::new(Barrier::new(senders));
     let sending = Arc::new(AtomicBool::new(true));
-    let statuses = Arc::new(Mutex::new(Vec::<(String, u16, Value)>::new()));
+    let calls: Arc<CallLog> = Arc::new(Mutex::new(Vec::new()));
 
-    // Readers list unread messages and refresh the status of each, until the senders finish.
+    // Readers list the oldest unread messages and refresh the status of five of them, in a loop.
     let readers: Vec<_> = (0..4)
         .map(|_| {
-            let (gateway, sending, statuses) = (gateway.clone(), sending.clone(), statuses.clone());
+            let (gateway, sending, calls) = (gateway.clone(), sending.clone(), calls.clone());
             std::thread::spawn(move || {
                 while sending.load(Ordering::SeqCst) {
-                    let (status, body) = gateway.call("GET", "/sync/message/list-new", &[("per_page", "20"), ("order", "desc")]);
+                    let (status, body) = gateway.call("GET", "/sync/message/list-new", &[("per_page", "20"), ("order", "asc")]);
                     let ids = if status == 200 { ids_of(&body) } else { Vec::new() };
-                    statuses.lock().unwrap().push(("list-new".to_string(), status, body));
+                    calls.lock().unwrap().push(("list-new", status, body));
                     for id in ids.into_iter().take(5) {
                         let (status, body) = gateway.call("PUT", "/sync/message/status", &[("id", &id.to_string())]);
-                        statuses.lock().unwrap().push(("status".to_string(), status, body));
+                        calls.lock().unwrap().push(("status", status, body));
                     }
                 }
             })
@@ -591,7 +607,6 @@ fn concurrent_sends_on_sqlite() {
         .collect();
 
     // The pending entity leaves messages processing, so a status refresh writes to the database.
-    let started = Instant::now();
     let sends: Vec<_> = (0..senders)
         .map(|index| {
             let (gateway, barrier) = (gateway.clone(), barrier.clone());
@@ -603,19 +618,22 @@ fn concurrent_sends_on_sqlite() {
         })
         .collect();
     let send_results: Vec<(u16, Value)> = sends.into_iter().map(|handle| handle.join().unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // Readers stop once the sends are done and a status refresh has written to the database.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while refreshed_count(&calls) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     sending.store(false, Ordering::SeqCst);
     for reader in readers {
         reader.join().unwrap();
     }
-    eprintln!("100 concurrent sends took {:?}", started.elapsed());
 
     for (status, body) in &send_results {
         assert_eq!(*status, 202, "{body}");
     }
-    let statuses = statuses.lock().unwrap();
-    assert!(statuses.len() > 4, "readers made only {} calls", statuses.len());
-    for (call, status, body) in statuses.iter() {
+    assert!(refreshed_count(&calls) > 0, "no status refresh delivered a message");
+    let calls = calls.lock().unwrap();
+    for (call, status, body) in calls.iter() {
         assert!(*status < 500, "{call} answered {status}: {body}");
     }
     assert_eq!(gateway.count_messages(), 100);

@@ -37,12 +37,12 @@ fn get(gateway: &Gateway, id: i64) -> Value {
     body
 }
 
-/// Output of `uig message show`: the stored message with its attempts.
+/// Runs `uig message show` and returns its output: the stored message with its attempts.
 fn show(gateway: &Gateway, id: i64) -> String {
     common::uig(&["message", "show", "--config", gateway.config_path.to_str().unwrap(), &id.to_string()])
 }
 
-/// Attempt lines of `uig message show` of the given kind (`delivery`, `callback`, `status`).
+/// Returns the attempt lines of `uig message show` of the given kind (`delivery`, `callback`, `status`).
 fn attempt_lines(output: &str, kind: &str) -> Vec<String> {
     let prefix = format!("  {kind} #");
     output.lines().filter(|line| line.starts_with(&prefix)).map(str::to_string).collect()
@@ -61,7 +61,7 @@ fn callbacks_url(mock: &Mock) -> String {
     format!("{}/_mock/callbacks", mock.url)
 }
 
-/// Callbacks the mock's sink received, oldest first.
+/// Lists the callbacks that the mock's sink received, oldest first.
 fn received_callbacks(mock: &Mock) -> Vec<Value> {
     let list: Value = reqwest::blocking::get(callbacks_url(mock)).unwrap().json().unwrap();
     list.as_array().unwrap().clone()
@@ -76,7 +76,7 @@ fn fail_next_callbacks(mock: &Mock, count: u64) {
     assert!(response.status().is_success());
 }
 
-/// Standard Webhooks signature, computed here independently of the engine.
+/// Computes the Standard Webhooks signature independently of the engine.
 fn expected_signature(secret: &str, webhook_id: &str, timestamp: &str, body: &str) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{webhook_id}.{timestamp}.{body}").as_bytes());
@@ -84,13 +84,13 @@ fn expected_signature(secret: &str, webhook_id: &str, timestamp: &str, body: &st
 }
 
 fn header<'a>(callback: &'a Value, name: &str) -> &'a str {
-    callback["headers"][name].as_str().unwrap_or_else(|| panic!("callback without {name}: {callback}"))
+    callback["headers"][name].as_str().unwrap_or_else(|| panic!("callback has no {name} header: {callback}"))
 }
 
 fn ready_connector(gateway: &Gateway, name: &str) -> Value {
     let ready: Value = reqwest::blocking::get(format!("{}/health/ready", gateway.url)).unwrap().json().unwrap();
     let connectors = ready["connectors"].as_array().unwrap();
-    connectors.iter().find(|connector| connector["name"] == name).cloned().unwrap_or_else(|| panic!("{name} missing in {ready}"))
+    connectors.iter().find(|connector| connector["name"] == name).cloned().unwrap_or_else(|| panic!("connector {name} missing from /health/ready: {ready}"))
 }
 
 #[test]
@@ -424,6 +424,10 @@ fn crash_recovery_delivers_all() {
         let message = gateway.wait_status(*id, &["delivered", "failed"], WAIT);
         assert_eq!(message["status"], "delivered", "message {id}");
         assert_eq!(message["data"]["slept_ms"], 1500, "message {id}");
+        // The attempt cut short by the kill was never stored, so only the second one counts.
+        let output = show(&gateway, *id);
+        assert!(output.contains("status delivered  attempts 1"), "{output}");
+        assert_eq!(attempt_lines(&output, "delivery").len(), 1, "{output}");
     }
     assert_eq!(gateway.count_messages(), ids.len() as i64);
 }
