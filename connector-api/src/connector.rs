@@ -15,7 +15,7 @@ use crate::types::{
 /// [`crate::Host`] services. New methods are added at the end with a default body.
 #[sabi_trait]
 pub trait Connector: Send + Sync {
-    /// Delivers an outbound message and returns the recipient's answer.
+    /// Delivers an outbound message and returns the recipient's reply.
     fn send(&self, request: SendRequest) -> RResult<Reply, ConnectorError>;
 
     /// Asks the recipient for the state of a message it is still processing.

@@ -215,8 +215,8 @@ pub fn string_vec<I: IntoIterator<Item = String>>(values: I) -> RVec<RString> {
 /// uig_connector_api::export_connector!(MyConnector);
 /// ```
 ///
-/// It does what abi_stable's `#[export_root_module]` does, spelled with `$crate` paths so that plugin
-/// crates need no direct abi_stable dependency; a test pins the symbol name to abi_stable's.
+/// It expands to what abi_stable's `#[export_root_module]` generates, spelled with `$crate` paths so
+/// that plugin crates need no direct abi_stable dependency. A test pins the symbol name to abi_stable's.
 #[macro_export]
 macro_rules! export_connector {
     ($connector:ty) => {

@@ -68,7 +68,7 @@ pub struct ConnectorError {
     pub code: RString,
     /// Human-readable cause, English, without secrets.
     pub message: RString,
-    /// Earliest time to retry, in milliseconds from now, when the recipient said so (`Retry-After`).
+    /// Earliest time to retry, in milliseconds from now, when the recipient sent one (`Retry-After`).
     pub retry_after_ms: ROption<u64>,
 }
 
@@ -211,7 +211,7 @@ pub struct SendRequest {
 pub struct RemoteState(pub u32);
 
 impl RemoteState {
-    /// The recipient finished and the reply carries its answer.
+    /// The recipient finished, and the reply contains its result.
     pub const DONE: RemoteState = RemoteState(0);
     /// The recipient accepted the message and is still processing it: ask again with
     /// [`crate::Connector::refresh_status`].
@@ -220,13 +220,13 @@ impl RemoteState {
     pub const FAILED: RemoteState = RemoteState(2);
 }
 
-/// Successful answer of [`crate::Connector::send`] or [`crate::Connector::refresh_status`].
+/// Successful reply of [`crate::Connector::send`] or [`crate::Connector::refresh_status`].
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]
 pub struct Reply {
     /// State of the message at the recipient.
     pub state: RemoteState,
-    /// The recipient's answer as JSON text (`null` when it has none yet).
+    /// The recipient's reply as JSON text (`null` when it has none yet).
     pub data: RString,
     /// The recipient's id for the message, kept by the engine for status refreshes.
     pub external_id: ROption<RString>,
@@ -248,7 +248,7 @@ impl Reply {
     }
 }
 
-/// Message whose state the engine asks the recipient for.
+/// Message whose state the engine requests from the recipient.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]
 pub struct StatusRequest {
@@ -328,7 +328,7 @@ pub struct DirectoryPage {
     pub next_page_token: ROption<RString>,
 }
 
-/// HTTP request a connector asks the engine to execute.
+/// HTTP request that a connector hands to the engine to execute.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]
 pub struct HttpRequest {

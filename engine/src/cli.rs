@@ -17,7 +17,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Where the config file is.
+/// Location of the config file.
 #[derive(Debug, Args)]
 pub struct ConfigArg {
     /// Config file.
@@ -44,7 +44,7 @@ pub enum Command {
     Message(MessageCommand),
     /// Compute the signature of a request and print the string to sign and the hash.
     Sign(SignArgs),
-    /// Sign and send a request, then print the status and the answer.
+    /// Sign and send a request, then print the status and the response body.
     Call(CallArgs),
 }
 

@@ -2,7 +2,7 @@
 
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IntoActiveModel,
+    ActiveModelTrait, TransactionTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IntoActiveModel,
     Order, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
@@ -94,6 +94,7 @@ pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) ->
     let next_attempt_at = (new.status == Status::Queued).then_some(now);
     let model = message::ActiveModel {
         client_id: Set(new.client_id),
+        client_seq: Set(0),
         direction: Set("outbound".to_string()),
         recipient: Set(new.recipient.clone()),
         entity: Set(new.entity.clone()),
@@ -118,7 +119,7 @@ pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) ->
         ..Default::default()
     };
 
-    match model.insert(&db.writer).await {
+    match insert_with_sequence(db, model).await {
         Ok(stored) => Ok(Stored::Created(stored)),
         // A concurrent request with the same hash or key won the unique index, so return its message.
         Err(error) if is_unique_violation(&error) => match find_repeat(db, &new, 0).await? {
@@ -127,6 +128,29 @@ pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) ->
         },
         Err(error) => Err(error),
     }
+}
+
+/// Inserts a message with the next sequence number of its client, in one transaction.
+///
+/// NOTE: on SQLite the single writer connection serializes these transactions. A backend with
+/// concurrent writers must lock the client's last row (`SELECT ... FOR UPDATE`) to keep the
+/// sequence dense.
+async fn insert_with_sequence(db: &Db, mut model: message::ActiveModel) -> Result<message::Model, DbErr> {
+    let client_id = model.client_id.clone().unwrap();
+    let transaction = db.writer.begin().await?;
+    let last: Option<i64> = message::Entity::find()
+        .select_only()
+        .column(message::Column::ClientSeq)
+        .filter(message::Column::ClientId.eq(client_id))
+        .order_by_desc(message::Column::ClientSeq)
+        .limit(1)
+        .into_tuple()
+        .one(&transaction)
+        .await?;
+    model.client_seq = Set(last.unwrap_or(0) + 1);
+    let stored = model.insert(&transaction).await?;
+    transaction.commit().await?;
+    Ok(stored)
 }
 
 fn is_unique_violation(error: &DbErr) -> bool {
@@ -168,9 +192,14 @@ pub async fn find(db: &Db, id: i64) -> Result<Option<message::Model>, DbErr> {
 
 /// Lists a page of a client's messages by keyset anchor and page number.
 ///
-/// The page's ids come from the `(client_id, [read_at,] id)` index alone, so the cost does not depend
-/// on the table size. A page number above 1 skips `(page - 1) * per_page` index entries.
+/// Unread listings take the page's ids from the `(client_id, read_at, id)` index alone, so their cost
+/// does not depend on the table size, but a page number above 1 skips `(page - 1) * per_page` index
+/// entries. Full listings go through [`list_by_sequence`], whose cost depends on neither.
 pub async fn list(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr> {
+    if !query.unread_only {
+        return list_by_sequence(db, query).await;
+    }
+
     let mut ids = message::Entity::find()
         .select_only()
         .column(message::Column::Id)
@@ -208,6 +237,45 @@ pub async fn list(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr> {
         .order_by(message::Column::Id, order)
         .all(&db.reader)
         .await?;
+    Ok(ListPage { rows, has_more })
+}
+
+/// Lists all of a client's messages through the dense per-client sequence: the anchor gives the
+/// first sequence number in one index lookup, and page N is one index range from there, so the
+/// cost depends on neither the table size nor the page number.
+///
+/// NOTE: this relies on the sequence having no gaps above the anchor. Deleting messages from the
+/// middle of a client's history (rather than its oldest ones) would shift later pages.
+async fn list_by_sequence(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr> {
+    let mut first = message::Entity::find()
+        .select_only()
+        .column(message::Column::ClientSeq)
+        .filter(message::Column::ClientId.eq(query.client_id));
+    first = match (query.order, query.anchor) {
+        (ListOrder::Asc, Some(anchor)) => first.filter(message::Column::Id.gt(anchor)).order_by_asc(message::Column::Id),
+        (ListOrder::Asc, None) => first.order_by_asc(message::Column::Id),
+        (ListOrder::Desc, Some(anchor)) => first.filter(message::Column::Id.lt(anchor)).order_by_desc(message::Column::Id),
+        (ListOrder::Desc, None) => first.order_by_desc(message::Column::Id),
+    };
+    let Some(start) = first.limit(1).into_tuple::<i64>().one(&db.reader).await? else {
+        return Ok(ListPage { rows: Vec::new(), has_more: false });
+    };
+
+    let skip = ((query.page - 1) * query.per_page) as i64;
+    let span = query.per_page as i64;
+    // One row past the page tells whether more follow.
+    let (low, high, order) = match query.order {
+        ListOrder::Asc => (start + skip, start + skip + span, Order::Asc),
+        ListOrder::Desc => (start - skip - span, start - skip, Order::Desc),
+    };
+    let mut rows = message::Entity::find()
+        .filter(message::Column::ClientId.eq(query.client_id))
+        .filter(message::Column::ClientSeq.between(low, high))
+        .order_by(message::Column::ClientSeq, order)
+        .all(&db.reader)
+        .await?;
+    let has_more = rows.len() as u64 > query.per_page;
+    rows.truncate(query.per_page as usize);
     Ok(ListPage { rows, has_more })
 }
 

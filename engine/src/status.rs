@@ -16,9 +16,9 @@ pub enum Status {
     Processing,
     /// The last attempt failed transiently; another attempt is scheduled.
     Retrying,
-    /// The recipient answered; `data` holds the answer.
+    /// The recipient replied, and `data` contains the reply.
     Delivered,
-    /// Delivery failed for good; `error` holds the last error.
+    /// Delivery failed for good, and `error` contains the last error.
     Failed,
     /// An inbound message taken from an external feed.
     Received,

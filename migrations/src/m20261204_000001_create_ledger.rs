@@ -28,6 +28,7 @@ enum Messages {
     Table,
     Id,
     ClientId,
+    ClientSeq,
     Direction,
     Recipient,
     Entity,
@@ -101,6 +102,7 @@ impl MigrationTrait for Migration {
                     .table(Messages::Table)
                     .col(ColumnDef::new(Messages::Id).big_integer().not_null().auto_increment().primary_key())
                     .col(ColumnDef::new(Messages::ClientId).integer().not_null())
+                    .col(ColumnDef::new(Messages::ClientSeq).big_integer().not_null())
                     .col(ColumnDef::new(Messages::Direction).string_len(16).not_null())
                     .col(ColumnDef::new(Messages::Recipient).string_len(100).not_null())
                     .col(ColumnDef::new(Messages::Entity).string_len(100).not_null())
@@ -140,6 +142,14 @@ impl MigrationTrait for Migration {
                 .col(Messages::ClientId)
                 .col(Messages::ReadAt)
                 .col(Messages::Id)
+                .to_owned(),
+            // list-all pages: a dense per-client sequence turns page N into one index range.
+            Index::create()
+                .name("ux_messages_client_seq")
+                .table(Messages::Table)
+                .col(Messages::ClientId)
+                .col(Messages::ClientSeq)
+                .unique()
                 .to_owned(),
             // The worker's claim query: due deliveries by status and time.
             Index::create().name("ix_messages_due").table(Messages::Table).col(Messages::Status).col(Messages::NextAttemptAt).to_owned(),

@@ -10,6 +10,8 @@ pub struct Model {
     pub id: i64,
     /// Owner: the sending client (outbound) or the client the routing names (inbound).
     pub client_id: i32,
+    /// Position among the owner's messages: 1, 2, 3... without gaps, in id order.
+    pub client_seq: i64,
     /// `outbound` or `inbound`.
     pub direction: String,
     /// Connector name.
