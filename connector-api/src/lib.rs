@@ -1,7 +1,7 @@
 //! ABI-stable interface between the UIG engine and its connector plugins.
 //!
 //! This crate is the only one in UIG that names `abi_stable`. A connector plugin is a `cdylib` that
-//! exports a [`ConnectorModuleRef`] root module; the engine loads it with [`load_connector_module`],
+//! exports a [`ConnectorModuleRef`] root module. The engine loads it with [`load_connector_module`],
 //! which checks the abi_stable header, this crate's interface version and the layout of every type
 //! that crosses the boundary.
 //!

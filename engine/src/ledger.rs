@@ -240,8 +240,8 @@ pub async fn list(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr> {
     Ok(ListPage { rows, has_more })
 }
 
-/// Lists all of a client's messages through the dense per-client sequence: the anchor gives the
-/// first sequence number in one index lookup, and page N is one index range from there, so the
+/// Lists all of a client's messages through the dense per-client sequence. The anchor gives the
+/// first sequence number in one index lookup, and page N is one index range from there. So the
 /// cost depends on neither the table size nor the page number.
 ///
 /// NOTE: this relies on the sequence having no gaps above the anchor. Deleting messages from the
@@ -263,7 +263,7 @@ async fn list_by_sequence(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr>
 
     let skip = ((query.page - 1) * query.per_page) as i64;
     let span = query.per_page as i64;
-    // One row past the page tells whether more follow.
+    // One row past the page shows whether more follow.
     let (low, high, order) = match query.order {
         ListOrder::Asc => (start + skip, start + skip + span, Order::Asc),
         ListOrder::Desc => (start - skip - span, start - skip, Order::Desc),

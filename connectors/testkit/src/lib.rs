@@ -2,7 +2,7 @@
 //!
 //! The engine's integration tests load it through the real loader to exercise paths that a real
 //! recipient cannot trigger on demand. Entities:
-//! - `echo`: answers `{"echo": <payload>}`.
+//! - `echo`: returns `{"echo": <payload>}`.
 //! - `fail`: payload `{"kind": "transient"|"permanent"|"auth", "times": N}` fails the first N attempts
 //!   (every attempt when `times` is missing), then answers `{"attempt": N}`.
 //! - `panic`: panics inside the plugin.
@@ -22,7 +22,7 @@ use uig_connector_api::{Capabilities, ConnectorError, ErrorKind, HttpRequest, Re
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Text added to every echo answer as `label`; default none.
+    /// Text added to every echo reply as `label`. Default none.
     #[serde(default)]
     pub label: Option<String>,
 }

@@ -21,7 +21,7 @@ pub struct Model {
     pub message: String,
     /// One of the statuses in `crate::status::Status`.
     pub status: String,
-    /// The recipient's answer (outbound) or the received content (inbound), JSON text.
+    /// The recipient's reply (outbound) or the received content (inbound), JSON text.
     pub data: Option<String>,
     /// The last error as JSON text `{"kind", "code", "message"}`.
     pub error: Option<String>,

@@ -28,7 +28,7 @@ pub struct Db {
 
 impl Db {
     /// Connects to `url`; SQLite files are created when missing and configured for concurrent use
-    /// (WAL, `synchronous = FULL` so a commit is on disk before the API answers, 5 s busy timeout).
+    /// (WAL, `synchronous = FULL` so a commit is on disk before the API responds, 5 s busy timeout).
     pub async fn connect(url: &str) -> Result<Db, DbErr> {
         if !url.starts_with("sqlite:") {
             return Err(DbErr::Custom(format!(
