@@ -294,7 +294,7 @@ pub async fn mark_read(db: &Db, message: message::Model) -> Result<message::Mode
     Ok(message::Model { read_at: Some(now), ..message })
 }
 
-/// Claims up to `limit` due messages for `owner` until `lease_until` and returns them.
+/// Claims up to `limit` due messages for `owner`, each leased for `lease_ms` milliseconds, and returns them.
 ///
 /// Due are `queued` and `retrying` messages whose next attempt time has come, and `processing`
 /// messages whose lease ran out (their worker died). Each claim is a conditional update, so two
@@ -500,7 +500,7 @@ pub async fn attempts_of(db: &Db, message_id: i64) -> Result<Vec<attempt::Model>
         .await
 }
 
-/// Claims up to `limit` due callbacks for `owner`, leasing each by pushing its due time forward.
+/// Claims up to `limit` due callbacks, leasing each by moving its due time `lease_ms` milliseconds ahead.
 pub async fn claim_due_callbacks(db: &Db, limit: u64, lease_ms: i64) -> Result<Vec<message::Model>, DbErr> {
     let now = now_ms();
     let due = Condition::all()

@@ -192,7 +192,7 @@ impl Avinfo {
     }
 
     /// Replaces every occurrence of the API key in `text`. A very short key also replaces
-    /// unrelated text, which garbles the message but never leaks the key.
+    /// unrelated text: the message gets garbled, but the key itself cannot remain in it.
     fn redact_text(&self, text: &str) -> String {
         text.replace(&self.encoded_api_key, REDACTED).replace(&self.settings.api_key, REDACTED)
     }

@@ -4,12 +4,12 @@
 //! recipient cannot trigger on demand. Entities:
 //! - `echo`: returns `{"echo": <payload>}`.
 //! - `fail`: payload `{"kind": "transient"|"permanent"|"auth", "times": N}` fails the first N attempts
-//!   (every attempt when `times` is missing), then answers `{"attempt": N}`.
+//!   (every attempt when `times` is missing), then returns `{"attempt": N}`.
 //! - `panic`: panics inside the plugin.
-//! - `sleep`: payload `{"ms": N}` blocks for N milliseconds, then answers `{"slept_ms": N}`.
-//! - `pending`: answers pending with external id `ext-{message_id}`; a status refresh then answers
-//!   done with `{"refreshed": "ext-..."}`.
-//! - `fetch`: payload `{"url": "..."}` performs a GET through the host and answers
+//! - `sleep`: payload `{"ms": N}` blocks for N milliseconds, then returns `{"slept_ms": N}`.
+//! - `pending`: returns a pending reply with external id `ext-{message_id}`. A status refresh then
+//!   returns done with `{"refreshed": "ext-..."}`.
+//! - `fetch`: payload `{"url": "..."}` performs a GET through the host and returns
 //!   `{"status": N, "body": "..."}`.
 
 use std::time::Duration;

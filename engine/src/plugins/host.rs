@@ -115,13 +115,13 @@ fn classify(error: &reqwest::Error, url: &str) -> HttpError {
     };
     // reqwest's Display includes the full URL, query and all: rebuild the text without it.
     let cause = std::error::Error::source(error).map(|source| source.to_string()).unwrap_or_else(|| "request failed".to_string());
-    let what = match kind {
+    let failure = match kind {
         HttpErrorKind::TIMEOUT => "timed out",
         HttpErrorKind::CONNECT => "connection failed",
         HttpErrorKind::INTERRUPTED => "interrupted after sending",
         _ => "failed",
     };
-    HttpError { kind, message: RString::from(format!("request to {} {what}: {}", strip_query(url), cause.replace(url, strip_query(url)))) }
+    HttpError { kind, message: RString::from(format!("request to {} {failure}: {}", strip_query(url), cause.replace(url, strip_query(url)))) }
 }
 
 impl Host for EngineHost {

@@ -2,7 +2,6 @@
 //! loopback ports, and signs requests the way a client does.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -65,7 +64,7 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn wait_for_http(url: &str, child: &mut Child, what: &str) {
+fn wait_for_http(url: &str, child: &mut Child, process_name: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let client = reqwest::blocking::Client::new();
     while Instant::now() < deadline {
@@ -75,11 +74,11 @@ fn wait_for_http(url: &str, child: &mut Child, what: &str) {
             }
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early with {status}");
+            panic!("{process_name} exited early with {status}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("{what} did not become ready at {url}");
+    panic!("{process_name} did not become ready at {url}");
 }
 
 /// A running `uig-mock`.
@@ -309,7 +308,7 @@ impl Gateway {
         }
     }
 
-    /// Counts rows of a table in the gateway's database (read with the sqlite3-compatible sqlx).
+    /// Returns the number of stored messages, read through `uig message count`.
     pub fn count_messages(&self) -> i64 {
         let output = uig(&["message", "count", "--config", self.config_path.to_str().unwrap()]);
         output.trim().parse().unwrap()
@@ -350,8 +349,3 @@ pub fn sign_with(token: &str, secret: &str, method: &str, path: &str, params: &[
 /// Characters RFC 3986 leaves unreserved stay; everything else is percent-encoded.
 const RFC3986: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-
-/// Reads the log of a child process line by line until `needle` appears.
-pub fn wait_for_line(reader: impl std::io::Read, needle: &str) -> bool {
-    BufReader::new(reader).lines().map_while(Result::ok).any(|line| line.contains(needle))
-}
