@@ -45,7 +45,20 @@ pub fn build_artifacts() {
         std::fs::create_dir_all(target_dir()).unwrap();
         let lock = std::fs::File::create(&lock_path).unwrap();
         fs2::FileExt::lock_exclusive(&lock).unwrap();
-        cargo_build(&["-p", "uig-connector-avinfo", "-p", "uig-connector-testkit", "-p", "uig-mock"]);
+        cargo_build(&[
+            "-p",
+            "uig-connector-avinfo",
+            "-p",
+            "uig-connector-testkit",
+            "-p",
+            "uig-connector-kontur",
+            "-p",
+            "uig-connector-kias",
+            "-p",
+            "uig-connector-impact",
+            "-p",
+            "uig-mock",
+        ]);
         let foreign_target = target_dir().join("foreign-interface");
         cargo_build(&[
             "-p",

@@ -3,6 +3,9 @@
 mod avinfo;
 mod catalog;
 mod control;
+mod impact;
+mod kias;
+mod kontur;
 mod vehicle;
 
 #[cfg(test)]
@@ -67,11 +70,40 @@ struct Cli {
         value_parser = clap::builder::NonEmptyStringValueParser::new()
     )]
     avinfo_key: String,
+
+    #[command(flatten)]
+    kontur: kontur::KonturOptions,
+
+    #[command(flatten)]
+    kias: kias::KiasOptions,
+
+    #[command(flatten)]
+    impact: impact::ImpactOptions,
 }
 
-/// Builds the mock's router: the AVINFO API under `/api/v1` and the control endpoints under
-/// `/_mock`.
-pub fn app(state: MockState) -> Router {
+/// States of every mocked system.
+#[derive(Clone)]
+pub struct Systems {
+    /// AVINFO and the callback sink.
+    pub avinfo: MockState,
+    /// Kontur.Strakhovanie.
+    pub kontur: kontur::KonturState,
+    /// KIAS.
+    pub kias: kias::KiasState,
+    /// IMPACT.
+    pub impact: impact::ImpactState,
+}
+
+/// Builds the mock's router: every mocked system and the control endpoints under `/_mock`.
+pub fn app(systems: Systems) -> Router {
+    avinfo_router(systems.avinfo)
+        .merge(kontur::router(systems.kontur))
+        .merge(kias::router(systems.kias))
+        .merge(impact::router(systems.impact))
+}
+
+/// Builds the router of AVINFO (under `/api/v1`) and of the shared control endpoints.
+pub fn avinfo_router(state: MockState) -> Router {
     Router::new()
         .route("/api/v1/vehicle", get(avinfo::get_vehicle))
         .route(
@@ -157,7 +189,13 @@ async fn main() -> anyhow::Result<()> {
         .context("failed to read the listening address")?;
     info!(%address, "uig-mock listening");
 
-    axum::serve(listener, app(MockState::new(&cli.avinfo_key)))
+    let systems = Systems {
+        avinfo: MockState::new(&cli.avinfo_key),
+        kontur: kontur::KonturState::new(&cli.kontur),
+        kias: kias::KiasState::new(&cli.kias),
+        impact: impact::ImpactState::new(&cli.impact),
+    };
+    axum::serve(listener, app(systems))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server failed")?;

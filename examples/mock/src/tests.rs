@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use crate::control::MockState;
-use crate::{app, parse_loopback_address, Cli};
+use crate::{avinfo_router, parse_loopback_address, Cli};
 
 const KEY: &str = "test-avinfo-key";
 const VIN: &str = "XTA21099043765432";
@@ -19,7 +19,7 @@ const PLATE: &str = "А123ВС77";
 
 fn test_app() -> (Router, MockState) {
     let state = MockState::new(KEY);
-    (app(state.clone()), state)
+    (avinfo_router(state.clone()), state)
 }
 
 async fn send(app: &Router, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
