@@ -42,6 +42,11 @@ pub enum Command {
     /// Inspect and re-queue messages.
     #[command(subcommand)]
     Message(MessageCommand),
+    /// Read and reset the stored pointers of external feeds.
+    #[command(subcommand)]
+    Cursor(CursorCommand),
+    /// List scheduled jobs with their last run and next tick.
+    Jobs(ConfigArg),
     /// Compute the signature of a request and print the string to sign and the hash.
     Sign(SignArgs),
     /// Sign and send a request, then print the status and the response body.
@@ -84,6 +89,25 @@ pub enum DirectoryCommand {
         config: ConfigArg,
         /// CSV file.
         file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CursorCommand {
+    /// List every feed with its pointer, last poll and last error.
+    List(ConfigArg),
+    /// Set the pointer of a feed; the next poll continues after it.
+    Set {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Feed as CONNECTOR/FEED, as `uig cursor list` prints it (`kontur/6b1f...`).
+        feed: String,
+        /// New pointer value; omit it with --clear to read the feed from its start.
+        #[arg(required_unless_present = "clear")]
+        value: Option<String>,
+        /// Remove the pointer instead of setting it.
+        #[arg(long, conflicts_with = "value")]
+        clear: bool,
     },
 }
 
@@ -203,7 +227,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Directory(DirectoryCommand::Import { config, file }) => {
             let (_, db) = open(&config).await?;
             let count = directory::import_csv(&db, &file).await?;
-            println!("{count} mappings imported from {}; running gateways pick them up at restart", file.display());
+            println!("{count} mappings imported from {}; running gateways pick them up within a minute", file.display());
             Ok(())
         }
         Command::Message(MessageCommand::Show { config, id }) => {
@@ -229,6 +253,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let (_, db) = open(&config).await?;
             let count = ledger::requeue_failed(&db, &ids).await?;
             println!("{count} of {} messages re-queued (only failed messages are)", ids.len());
+            Ok(())
+        }
+        Command::Cursor(CursorCommand::List(config)) => {
+            let (_, db) = open(&config).await?;
+            let feeds = crate::feeds::list(&db).await?;
+            if feeds.is_empty() {
+                println!("no feed has been polled yet");
+            }
+            for feed in feeds {
+                println!("{}/{}", feed.connector, feed.feed);
+                println!("  pointer:     {}", feed.cursor.as_deref().unwrap_or("- (start of the feed)"));
+                println!("  last poll:   {}", feed.last_polled_at.map(crate::scheduler::format_ms).unwrap_or_else(|| "-".into()));
+                println!("  events:      {}", feed.events_total);
+                println!("  last error:  {}", feed.last_error.as_deref().unwrap_or("-"));
+                if let (Some(owner), Some(until)) = (&feed.lease_owner, feed.lease_until) {
+                    println!("  polled by:   {owner} until {}", crate::scheduler::format_ms(until));
+                }
+            }
+            Ok(())
+        }
+        Command::Cursor(CursorCommand::Set { config, feed, value, clear }) => {
+            let (_, db) = open(&config).await?;
+            let Some((connector, feed_name)) = feed.split_once('/').filter(|(connector, name)| !connector.is_empty() && !name.is_empty()) else {
+                anyhow::bail!("feed \"{feed}\" is not CONNECTOR/FEED, such as kontur/6b1f0c2a-...; see `uig cursor list`");
+            };
+            let value = if clear { None } else { value };
+            let previous = crate::feeds::set_cursor(&db, connector, feed_name, value.clone()).await?;
+            println!("{feed}: pointer {} -> {}", previous.as_deref().unwrap_or("-"), value.as_deref().unwrap_or("- (start of the feed)"));
+            Ok(())
+        }
+        Command::Jobs(config) => {
+            let (config, db) = open(&config).await?;
+            let jobs = crate::scheduler::list(&db, &config).await?;
+            if jobs.is_empty() {
+                println!("no jobs configured");
+            }
+            let time = |ms: Option<i64>| ms.map(crate::scheduler::format_ms).unwrap_or_else(|| "-".into());
+            for job in jobs {
+                let state = job.state.unwrap_or_default();
+                println!("{} ({}, \"{}\"{})", job.name, job.task, job.schedule, if job.enabled { "" } else { ", disabled" });
+                println!("  next run:  {}", time(job.next_run));
+                println!(
+                    "  last run:  {} {} in {} ms: {}",
+                    time(state.last_started_at),
+                    state.last_outcome.as_deref().unwrap_or("-"),
+                    state.last_duration_ms.unwrap_or(0),
+                    state.last_detail.as_deref().unwrap_or("-")
+                );
+                println!("  runs:      {} ({} failed)", state.runs, state.failures);
+            }
             Ok(())
         }
         Command::Sign(args) => {

@@ -62,6 +62,145 @@ pub struct Config {
     /// Connector instances by name; the name is the `recipient` clients send to.
     #[serde(default)]
     pub connectors: BTreeMap<String, ConnectorConfig>,
+
+    /// Named worker pools, each with its own concurrency, so a slow system cannot starve the
+    /// others. Pool `worker` always exists and takes every message not routed elsewhere.
+    #[serde(default)]
+    pub pools: BTreeMap<String, PoolConfig>,
+
+    /// Scheduled jobs by name.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobConfig>,
+
+    /// Routing rules of inbound events to client inboxes and other connectors.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Name of the pool that always exists.
+pub const DEFAULT_POOL: &str = "worker";
+
+/// One named worker pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Most messages of this pool delivered at once by one instance. Default: `worker.claim_batch`.
+    #[serde(default)]
+    pub concurrency: Option<u64>,
+}
+
+/// One scheduled job: a cron schedule and exactly one task table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobConfig {
+    /// Cron expression with an optional seconds field first (`*/10 * * * * *` runs every 10 s,
+    /// `0 3 * * *` daily at 03:00), in the configured `time_zone`.
+    pub schedule: String,
+    /// Whether the job runs. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Maximum run time in seconds; after it the run is abandoned and later ticks run again. Default 600.
+    #[serde(default = "default_job_timeout_seconds")]
+    pub timeout_seconds: u64,
+    /// Polls an external feed from its stored pointer.
+    #[serde(default)]
+    pub poll_feed: Option<PollFeedJob>,
+    /// Reads a directory of a connector into the mapping tables.
+    #[serde(default)]
+    pub sync_directory: Option<SyncDirectoryJob>,
+    /// Wakes every worker pool to deliver due messages and to re-claim expired leases.
+    #[serde(default)]
+    pub retry_due: Option<EmptyTask>,
+    /// Drops expired entries of the external data cache.
+    #[serde(default)]
+    pub cache_expiry: Option<EmptyTask>,
+    /// Deletes old finished messages, job runs and seen feed events.
+    #[serde(default)]
+    pub retention: Option<RetentionJob>,
+}
+
+/// Task without settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyTask {}
+
+/// Feed poll task.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollFeedJob {
+    /// Connector that reads the feed.
+    pub connector: String,
+    /// Feed name in the connector's terms (for Kontur: the mediId of the mailbox).
+    pub feed: String,
+    /// Most events asked for per batch. Default 100.
+    #[serde(default = "default_feed_batch")]
+    pub batch: u32,
+    /// Most batches read in one run while full batches keep coming. Default 10.
+    #[serde(default = "default_feed_batches_per_run")]
+    pub max_batches: u32,
+}
+
+/// Directory synchronisation task.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncDirectoryJob {
+    /// Connector whose directory is read; its codes become the internal codes.
+    pub connector: String,
+    /// Directory name in the connector's terms (`car_make`).
+    pub directory: String,
+    /// Internal directory name the mappings are stored under (`brand`). Default: `directory`.
+    #[serde(default)]
+    pub into: Option<String>,
+    /// Connectors whose codes are linked through each entry's alternative code: for each entry with
+    /// one, the mapping `connector, into, internal = code, external = alt_code` is stored.
+    #[serde(default)]
+    pub link: Vec<String>,
+}
+
+/// Retention task.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionJob {
+    /// Finished messages, job runs and seen feed events older than this many days are deleted.
+    pub keep_days: u32,
+}
+
+/// One routing rule for inbound events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Connector the events come from.
+    pub connector: String,
+    /// Entity of the events; every entity when absent.
+    #[serde(default)]
+    pub entity: Option<String>,
+    /// Feed of the events; every feed of the connector when absent.
+    #[serde(default)]
+    pub feed: Option<String>,
+    /// Clients (by name) whose inbox gets each event as a `received` message.
+    #[serde(default)]
+    pub clients: Vec<String>,
+    /// Outbound messages made from each event.
+    #[serde(default)]
+    pub forward: Vec<ForwardConfig>,
+}
+
+/// An outbound message made from an inbound event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// Connector that delivers the new message.
+    pub recipient: String,
+    /// Entity of the new message.
+    pub entity: String,
+    /// Client (by name) that owns the new message; it appears in this client's listings.
+    pub client: String,
+    /// Top-level fields of the event copied into the message; all fields when absent.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+    /// Fields added with fixed values.
+    #[serde(default = "empty_table")]
+    pub set: toml::Table,
 }
 
 /// Delivery worker settings.
@@ -153,6 +292,12 @@ pub struct ConnectorConfig {
     /// Backoff between delivery attempts.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Worker pool of this connector's messages. Default `worker`.
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// Worker pools of single entities, overriding `pool` (`a7_create = "create-a7"`).
+    #[serde(default)]
+    pub entity_pools: BTreeMap<String, String>,
     /// The plugin's own settings, passed to it as JSON and checked by the plugin.
     #[serde(default = "empty_table")]
     pub settings: toml::Table,
@@ -218,8 +363,25 @@ fn default_http_timeout_ms() -> u64 {
 fn default_max_attempts() -> u32 {
     5
 }
+fn default_job_timeout_seconds() -> u64 {
+    600
+}
+fn default_feed_batch() -> u32 {
+    100
+}
+fn default_feed_batches_per_run() -> u32 {
+    10
+}
 fn empty_table() -> toml::Table {
     toml::Table::new()
+}
+
+/// Parses a job schedule: cron with an optional leading seconds field.
+pub fn parse_schedule(schedule: &str) -> Result<croner::Cron, String> {
+    croner::Cron::new(schedule)
+        .with_seconds_optional()
+        .parse()
+        .map_err(|error| format!("\"{schedule}\" is not a cron expression ({error}); for example \"*/30 * * * * *\" or \"0 3 * * *\""))
 }
 
 impl Default for WorkerConfig {
@@ -316,8 +478,103 @@ impl Config {
                     format!("must be below worker.lease_seconds ({} s), or a slow call could be claimed twice", self.worker.lease_seconds),
                 ));
             }
+            for (entity, pool) in connector.pool.iter().map(|pool| ("", pool)).chain(connector.entity_pools.iter().map(|(e, p)| (e.as_str(), p))) {
+                if !self.has_pool(pool) {
+                    let key = if entity.is_empty() { format!("connectors.{name}.pool") } else { format!("connectors.{name}.entity_pools.{entity}") };
+                    return Err((key, format!("no pool \"{pool}\": add [pools.{pool}] or use \"{DEFAULT_POOL}\"")));
+                }
+            }
+        }
+        for (name, pool) in &self.pools {
+            if pool.concurrency == Some(0) {
+                return Err((format!("pools.{name}.concurrency"), "must be at least 1".into()));
+            }
+        }
+        for (name, job) in &self.jobs {
+            self.validate_job(name, job)?;
+        }
+        for (index, route) in self.routes.iter().enumerate() {
+            if !self.connectors.contains_key(&route.connector) {
+                return Err((format!("routes[{index}].connector"), format!("no connector \"{}\" in [connectors]", route.connector)));
+            }
+            if route.clients.is_empty() && route.forward.is_empty() {
+                return Err((format!("routes[{index}]"), "names neither clients nor forward: the events would go nowhere".into()));
+            }
+            for (position, forward) in route.forward.iter().enumerate() {
+                if !self.connectors.contains_key(&forward.recipient) {
+                    return Err((
+                        format!("routes[{index}].forward[{position}].recipient"),
+                        format!("no connector \"{}\" in [connectors]", forward.recipient),
+                    ));
+                }
+            }
         }
         Ok(())
+    }
+
+    fn validate_job(&self, name: &str, job: &JobConfig) -> Result<(), (String, String)> {
+        if let Err(error) = parse_schedule(&job.schedule) {
+            return Err((format!("jobs.{name}.schedule"), error));
+        }
+        let tasks = [
+            job.poll_feed.is_some(),
+            job.sync_directory.is_some(),
+            job.retry_due.is_some(),
+            job.cache_expiry.is_some(),
+            job.retention.is_some(),
+        ];
+        if tasks.iter().filter(|set| **set).count() != 1 {
+            return Err((
+                format!("jobs.{name}"),
+                "needs exactly one task: poll_feed, sync_directory, retry_due, cache_expiry or retention".into(),
+            ));
+        }
+        if let Some(poll) = &job.poll_feed {
+            if !self.connectors.contains_key(&poll.connector) {
+                return Err((format!("jobs.{name}.poll_feed.connector"), format!("no connector \"{}\" in [connectors]", poll.connector)));
+            }
+            if poll.batch == 0 || poll.max_batches == 0 {
+                return Err((format!("jobs.{name}.poll_feed"), "batch and max_batches must be at least 1".into()));
+            }
+        }
+        if let Some(sync) = &job.sync_directory {
+            for connector in std::iter::once(&sync.connector).chain(&sync.link) {
+                if !self.connectors.contains_key(connector) {
+                    return Err((format!("jobs.{name}.sync_directory"), format!("no connector \"{connector}\" in [connectors]")));
+                }
+            }
+        }
+        if let Some(retention) = &job.retention {
+            if retention.keep_days == 0 {
+                return Err((format!("jobs.{name}.retention.keep_days"), "must be at least 1".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports whether pool `name` exists (`worker` always does).
+    pub fn has_pool(&self, name: &str) -> bool {
+        name == DEFAULT_POOL || self.pools.contains_key(name)
+    }
+
+    /// Returns every pool with its concurrency, the default pool first.
+    pub fn pool_concurrency(&self) -> Vec<(String, u64)> {
+        let default = self.worker.claim_batch;
+        let mut pools = vec![(DEFAULT_POOL.to_string(), self.pools.get(DEFAULT_POOL).and_then(|pool| pool.concurrency).unwrap_or(default))];
+        for (name, pool) in &self.pools {
+            if name != DEFAULT_POOL {
+                pools.push((name.clone(), pool.concurrency.unwrap_or(default)));
+            }
+        }
+        pools
+    }
+
+    /// Returns the pool that delivers messages of `entity` to `connector`.
+    pub fn pool_for(&self, connector: &str, entity: &str) -> String {
+        let Some(config) = self.connectors.get(connector) else {
+            return DEFAULT_POOL.to_string();
+        };
+        config.entity_pools.get(entity).or(config.pool.as_ref()).cloned().unwrap_or_else(|| DEFAULT_POOL.to_string())
     }
 
     fn resolve_paths(&mut self, base: &Path) {

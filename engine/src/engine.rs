@@ -1,5 +1,6 @@
 //! The running engine: config, database, connectors, clients and the wake-up signals of workers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::db::Db;
 use crate::directory::{self, DirectoryMap};
-use crate::plugins::host::build_cache;
+use crate::plugins::host::{build_cache, ExternalCache};
 use crate::plugins::Connectors;
 
 /// Shared state of one engine instance.
@@ -20,10 +21,12 @@ pub struct Engine {
     pub connectors: Connectors,
     pub clients: ClientRegistry,
     pub directories: DirectoryMap,
+    /// Cache of external data shared by the connector hosts.
+    pub cache: ExternalCache,
     /// Client for callbacks: no redirects, so a callback never reaches a host off the allow-list.
     pub callback_http: reqwest::Client,
-    /// Wakes the delivery worker when a message is queued.
-    pub work_queued: Notify,
+    /// Wake-up signal of each worker pool's delivery loop, by pool name.
+    pub pools: HashMap<String, Arc<Notify>>,
     /// Wakes the callback worker when a callback becomes due.
     pub callback_due: Notify,
     /// Name of this instance in leases (`hostname-pid-random`).
@@ -63,7 +66,7 @@ impl Engine {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let cache = build_cache(config.cache.max_entries);
-        let connectors = Connectors::load(&config, plugin_http, cache, directories.clone())?;
+        let connectors = Connectors::load(&config, plugin_http, cache.clone(), directories.clone())?;
 
         let callback_http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -73,15 +76,32 @@ impl Engine {
         let instance_id = format!("{}-{}-{:04x}", hostname(), std::process::id(), rand::random::<u16>());
         Ok(Arc::new(Engine {
             clients: ClientRegistry::new(db.clone(), key),
+            pools: config.pool_concurrency().into_iter().map(|(name, _)| (name, Arc::new(Notify::new()))).collect(),
             config,
             db,
             connectors,
             directories,
+            cache,
             callback_http,
-            work_queued: Notify::new(),
             callback_due: Notify::new(),
             instance_id,
         }))
+    }
+}
+
+impl Engine {
+    /// Wakes the delivery loop of `pool`, after a message of that pool was queued.
+    pub fn wake_pool(&self, pool: &str) {
+        if let Some(signal) = self.pools.get(pool) {
+            signal.notify_one();
+        }
+    }
+
+    /// Wakes the delivery loop of every pool.
+    pub fn wake_all_pools(&self) {
+        for signal in self.pools.values() {
+            signal.notify_one();
+        }
     }
 }
 

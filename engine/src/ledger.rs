@@ -3,7 +3,7 @@
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, TransactionTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IntoActiveModel,
-    Order, QueryFilter, QueryOrder, QuerySelect, Set,
+    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use crate::db::{attempt, message, Db};
@@ -25,6 +25,8 @@ pub struct NewMessage {
     pub callback_url: Option<String>,
     pub request_hash: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Worker pool that delivers the message.
+    pub pool: String,
     /// Lease for a message stored as `processing` (a sync send): owner and length in milliseconds.
     /// If the instance dies during the call, a worker re-claims the message when the lease ends.
     pub lease: Option<(String, i64)>,
@@ -116,6 +118,7 @@ pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) ->
         read_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        pool: Set(new.pool.clone()),
         ..Default::default()
     };
 
@@ -135,9 +138,17 @@ pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) ->
 /// NOTE: on SQLite the single writer connection serializes these transactions. A backend with
 /// concurrent writers must lock the client's last row (`SELECT ... FOR UPDATE`) to keep the
 /// sequence dense.
-async fn insert_with_sequence(db: &Db, mut model: message::ActiveModel) -> Result<message::Model, DbErr> {
-    let client_id = model.client_id.clone().unwrap();
+async fn insert_with_sequence(db: &Db, model: message::ActiveModel) -> Result<message::Model, DbErr> {
     let transaction = db.writer.begin().await?;
+    let stored = insert_sequenced(&transaction, model).await?;
+    transaction.commit().await?;
+    Ok(stored)
+}
+
+/// Inserts a message as the next in its owner's sequence. Call it inside a write transaction, so
+/// that no other insert takes the same sequence number in between.
+pub async fn insert_sequenced<C: ConnectionTrait>(connection: &C, mut model: message::ActiveModel) -> Result<message::Model, DbErr> {
+    let client_id = model.client_id.clone().unwrap();
     let last: Option<i64> = message::Entity::find()
         .select_only()
         .column(message::Column::ClientSeq)
@@ -145,12 +156,10 @@ async fn insert_with_sequence(db: &Db, mut model: message::ActiveModel) -> Resul
         .order_by_desc(message::Column::ClientSeq)
         .limit(1)
         .into_tuple()
-        .one(&transaction)
+        .one(connection)
         .await?;
     model.client_seq = Set(last.unwrap_or(0) + 1);
-    let stored = model.insert(&transaction).await?;
-    transaction.commit().await?;
-    Ok(stored)
+    model.insert(connection).await
 }
 
 fn is_unique_violation(error: &DbErr) -> bool {
@@ -294,12 +303,13 @@ pub async fn mark_read(db: &Db, message: message::Model) -> Result<message::Mode
     Ok(message::Model { read_at: Some(now), ..message })
 }
 
-/// Claims up to `limit` due messages for `owner`, each leased for `lease_ms` milliseconds, and returns them.
+/// Claims up to `limit` due messages of worker pool `pool` for `owner`, each leased for `lease_ms`
+/// milliseconds, and returns them.
 ///
 /// Due are `queued` and `retrying` messages whose next attempt time has come, and `processing`
 /// messages whose lease ran out (their worker died). Each claim is a conditional update, so two
 /// workers never hold the same message.
-pub async fn claim_due(db: &Db, owner: &str, limit: u64, lease_ms: i64) -> Result<Vec<message::Model>, DbErr> {
+pub async fn claim_due(db: &Db, owner: &str, pool: &str, limit: u64, lease_ms: i64) -> Result<Vec<message::Model>, DbErr> {
     let now = now_ms();
     let due = Condition::any()
         .add(
@@ -313,6 +323,8 @@ pub async fn claim_due(db: &Db, owner: &str, limit: u64, lease_ms: i64) -> Resul
                 .add(message::Column::LeaseUntil.is_not_null())
                 .add(message::Column::LeaseUntil.lt(now)),
         );
+
+    let due = Condition::all().add(message::Column::Pool.eq(pool)).add(due);
 
     let candidates = message::Entity::find()
         .select_only()
@@ -574,4 +586,83 @@ pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>, DbErr> {
     let backend = db.reader.get_database_backend();
     let rows = Row::find_by_statement(backend.build(&statement)).all(&db.reader).await?;
     Ok(rows.into_iter().map(|row| (row.status, row.total)).collect())
+}
+
+/// Rows deleted by one retention run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Retained {
+    pub messages: u64,
+    pub job_runs: u64,
+    pub feed_events: u64,
+}
+
+/// Deletes finished messages created before `cutoff` (with their attempts), job runs and seen feed
+/// events older than it.
+///
+/// Per client only a prefix of the sequence goes: messages up to the first one that is newer or
+/// still in delivery. So the remaining sequence has no gaps and list-all paging stays exact.
+pub async fn delete_older_than(db: &Db, cutoff: i64) -> Result<Retained, DbErr> {
+    use crate::db::{feed_event, job_run};
+
+    let mut retained = Retained::default();
+    let client_ids: Vec<i32> = message::Entity::find()
+        .select_only()
+        .column(message::Column::ClientId)
+        .distinct()
+        .filter(message::Column::CreatedAt.lt(cutoff))
+        .into_tuple()
+        .all(&db.reader)
+        .await?;
+    let finished = [Status::Delivered.as_str(), Status::Failed.as_str(), Status::Received.as_str()];
+    for client_id in client_ids {
+        // The first message of this client that must stay: newer than the cutoff or unfinished.
+        let keep_from: Option<i64> = message::Entity::find()
+            .select_only()
+            .column(message::Column::ClientSeq)
+            .filter(message::Column::ClientId.eq(client_id))
+            .filter(
+                Condition::any()
+                    .add(message::Column::CreatedAt.gte(cutoff))
+                    .add(message::Column::Status.is_not_in(finished))
+                    .add(message::Column::CallbackState.eq("pending")),
+            )
+            .order_by_asc(message::Column::ClientSeq)
+            .limit(1)
+            .into_tuple()
+            .one(&db.reader)
+            .await?;
+        let mut doomed = message::Entity::find().select_only().column(message::Column::Id).filter(message::Column::ClientId.eq(client_id));
+        if let Some(keep_from) = keep_from {
+            doomed = doomed.filter(message::Column::ClientSeq.lt(keep_from));
+        }
+        let ids: Vec<i64> = doomed.into_tuple().all(&db.reader).await?;
+        for chunk in ids.chunks(500) {
+            let transaction = db.writer.begin().await?;
+            attempt::Entity::delete_many().filter(attempt::Column::MessageId.is_in(chunk.iter().copied())).exec(&transaction).await?;
+            let deleted = message::Entity::delete_many().filter(message::Column::Id.is_in(chunk.iter().copied())).exec(&transaction).await?;
+            transaction.commit().await?;
+            retained.messages += deleted.rows_affected;
+        }
+    }
+    retained.job_runs = job_run::Entity::delete_many().filter(job_run::Column::StartedAt.lt(cutoff)).exec(&db.writer).await?.rows_affected;
+    retained.feed_events =
+        feed_event::Entity::delete_many().filter(feed_event::Column::ReceivedAt.lt(cutoff)).exec(&db.writer).await?.rows_affected;
+    Ok(retained)
+}
+
+/// Counts messages due for delivery now, in every pool, expired leases included.
+pub async fn count_due(db: &Db) -> Result<u64, DbErr> {
+    let now = now_ms();
+    let due = Condition::any()
+        .add(
+            Condition::all()
+                .add(message::Column::Status.is_in([Status::Queued.as_str(), Status::Retrying.as_str()]))
+                .add(message::Column::NextAttemptAt.lte(now)),
+        )
+        .add(
+            Condition::all()
+                .add(message::Column::Status.eq(Status::Processing.as_str()))
+                .add(message::Column::LeaseUntil.lt(now)),
+        );
+    message::Entity::find().filter(due).count(&db.reader).await
 }

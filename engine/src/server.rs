@@ -27,6 +27,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if engine.config.worker.enabled {
         workers.push(tokio::spawn(crate::worker::run(engine.clone(), stopped.clone())));
         workers.push(tokio::spawn(crate::callbacks::run(engine.clone(), stopped.clone())));
+        workers.push(tokio::spawn(crate::scheduler::run(engine.clone(), stopped.clone())));
     }
 
     let mut api_stopped = stopped.clone();

@@ -11,26 +11,37 @@ use crate::delivery;
 use crate::engine::Engine;
 use crate::ledger::{self, now_ms, AttemptRecord, DeliveryResult};
 
-/// Runs until `shutdown` turns true, then waits for in-flight deliveries to finish.
-pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
-    let capacity = engine.config.worker.claim_batch as usize;
+/// Runs one delivery loop per worker pool until `shutdown` turns true, then waits for in-flight
+/// deliveries to finish.
+pub async fn run(engine: Arc<Engine>, shutdown: watch::Receiver<bool>) {
+    let mut loops = tokio::task::JoinSet::new();
+    for (pool, capacity) in engine.config.pool_concurrency() {
+        loops.spawn(run_pool(engine.clone(), pool, capacity as usize, shutdown.clone()));
+    }
+    while loops.join_next().await.is_some() {}
+}
+
+/// Delivers the messages of one pool, at most `capacity` at once.
+async fn run_pool(engine: Arc<Engine>, pool: String, capacity: usize, mut shutdown: watch::Receiver<bool>) {
     let in_flight = Arc::new(Semaphore::new(capacity));
     let poll_interval = Duration::from_millis(engine.config.worker.poll_interval_ms);
     let lease_ms = (engine.config.worker.lease_seconds * 1000) as i64;
-    tracing::info!(instance = %engine.instance_id, capacity, "delivery worker started");
+    let claim_batch = engine.config.worker.claim_batch;
+    let wake = engine.pools.get(&pool).cloned().expect("every configured pool has a wake-up signal");
+    tracing::info!(instance = %engine.instance_id, %pool, capacity, "delivery worker started");
 
     loop {
         if *shutdown.borrow() {
             break;
         }
-        let free = in_flight.available_permits() as u64;
+        let free = (in_flight.available_permits() as u64).min(claim_batch);
         let claimed = if free == 0 {
             Vec::new()
         } else {
-            match ledger::claim_due(&engine.db, &engine.instance_id, free, lease_ms).await {
+            match ledger::claim_due(&engine.db, &engine.instance_id, &pool, free, lease_ms).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
-                    tracing::error!(%error, "claiming due messages failed");
+                    tracing::error!(%pool, %error, "claiming due messages failed");
                     Vec::new()
                 }
             }
@@ -50,15 +61,15 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
         }
 
         tokio::select! {
-            _ = engine.work_queued.notified() => {}
+            _ = wake.notified() => {}
             _ = tokio::time::sleep(poll_interval) => {}
             _ = shutdown.changed() => {}
         }
     }
 
-    tracing::info!("delivery worker stopping, waiting for deliveries in flight");
+    tracing::info!(%pool, "delivery worker stopping, waiting for deliveries in flight");
     let _all = in_flight.acquire_many(capacity as u32).await;
-    tracing::info!("delivery worker stopped");
+    tracing::info!(%pool, "delivery worker stopped");
 }
 
 async fn deliver(engine: &Engine, message: message::Model) {

@@ -186,6 +186,7 @@ async fn store(engine: &Engine, request: &SignedRequest, send: &SendParams, stat
         callback_url: send.callback.clone(),
         request_hash: Some(request.hash.clone()),
         idempotency_key: send.idempotency_key.clone(),
+        pool: engine.config.pool_for(&send.recipient, &send.entity),
         lease: (status == Status::Processing).then(|| (engine.instance_id.clone(), engine.config.worker.lease_seconds as i64 * 1000)),
     };
     let since = ledger::now_ms() - IDEMPOTENCY_WINDOW_MS;
@@ -199,7 +200,7 @@ pub async fn send_async(State(engine): State<Arc<Engine>>, request: SignedReques
 
     let (message, replayed) = match stored {
         Stored::Created(message) => {
-            engine.work_queued.notify_one();
+            engine.wake_pool(&message.pool);
             tracing::info!(message_id = message.id, client = %request.client.name, recipient = %message.recipient, entity = %message.entity, "message queued");
             (message, false)
         }

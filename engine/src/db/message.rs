@@ -48,6 +48,8 @@ pub struct Model {
     pub read_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Worker pool that delivers the message (`worker` unless the config routes it elsewhere).
+    pub pool: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

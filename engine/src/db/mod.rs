@@ -6,7 +6,12 @@
 
 pub mod attempt;
 pub mod client;
+pub mod directory_entry;
 pub mod directory_mapping;
+pub mod feed_cursor;
+pub mod feed_event;
+pub mod job;
+pub mod job_run;
 pub mod message;
 
 use std::str::FromStr;

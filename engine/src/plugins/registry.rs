@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use uig_connector_api::reexports::{RArc, TD_Opaque};
 use uig_connector_api::{
-    load_connector_module, Capabilities, ConnectorBox, ConnectorError, ErrorKind, Host_TO, Manifest, Reply, SendRequest,
-    StatusRequest,
+    load_connector_module, Capabilities, ConnectorBox, ConnectorError, DirectoryPage, DirectoryRequest, ErrorKind, FeedBatch, Host_TO, Manifest, Reply, SendRequest,
+    PollRequest, StatusRequest,
 };
 
 use super::host::{EngineHost, ExternalCache};
@@ -172,6 +172,16 @@ impl ConnectorHandle {
     /// Asks the plugin for the state of a pending message.
     pub async fn refresh_status(&self, request: StatusRequest) -> Result<Reply, CallError> {
         self.call(move |connector| connector.refresh_status(request).into_result()).await
+    }
+
+    /// Reads the next batch of a feed through the plugin.
+    pub async fn poll_feed(&self, request: PollRequest) -> Result<FeedBatch, CallError> {
+        self.call(move |connector| connector.poll_feed(request).into_result()).await
+    }
+
+    /// Reads one directory page through the plugin.
+    pub async fn fetch_directory(&self, request: DirectoryRequest) -> Result<DirectoryPage, CallError> {
+        self.call(move |connector| connector.fetch_directory(request).into_result()).await
     }
 
     /// Runs one plugin call on a blocking thread under the concurrency limit and the deadline.
