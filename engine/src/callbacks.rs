@@ -128,22 +128,55 @@ async fn post(engine: &Engine, message: &message::Model) -> Result<u16, String> 
     let timestamp = chrono::Utc::now().timestamp();
     let webhook_id = message.id.to_string();
     let signature = signature::webhook_signature(client.secret.as_bytes(), &webhook_id, timestamp, &body);
-    let response = engine
-        .callback_http
-        .post(parsed)
-        .header("content-type", "application/json")
-        .header("webhook-id", &webhook_id)
-        .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .map_err(|error| format!("callback request failed: {}", std::error::Error::source(&error).map(|s| s.to_string()).unwrap_or_else(|| "connection error".into())))?;
 
-    let status = response.status();
-    if status.is_success() {
-        Ok(status.as_u16())
-    } else {
-        Err(format!("callback receiver answered HTTP {}", status.as_u16()))
+    // 307 and 308 keep the method and body, so the same signed POST follows them; every hop is
+    // checked against the allow-list. 301, 302 and 303 would turn the POST into a GET, so they fail.
+    let mut target = parsed;
+    for _ in 0..=MAX_CALLBACK_REDIRECTS {
+        let response = engine
+            .callback_http
+            .post(target.clone())
+            .header("content-type", "application/json")
+            .header("webhook-id", &webhook_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", &signature)
+            .body(body.clone())
+            .send()
+            .await
+            .map_err(|error| format!("callback request failed: {}", std::error::Error::source(&error).map(|s| s.to_string()).unwrap_or_else(|| "connection error".into())))?;
+
+        let status = response.status();
+        if status.is_success() {
+            return Ok(status.as_u16());
+        }
+        if !status.is_redirection() {
+            return Err(format!("callback receiver answered HTTP {}", status.as_u16()));
+        }
+        let location = response.headers().get("location").and_then(|value| value.to_str().ok()).unwrap_or("");
+        let next = target.join(location).map_err(|_| format!("callback receiver answered HTTP {} with an invalid Location", status.as_u16()))?;
+        let shown = without_query(&next);
+        if status != reqwest::StatusCode::TEMPORARY_REDIRECT && status != reqwest::StatusCode::PERMANENT_REDIRECT {
+            return Err(format!(
+                "callback receiver answered HTTP {} (redirect to {shown}); only 307 and 308 keep the POST, so this counts as a failure",
+                status.as_u16()
+            ));
+        }
+        let host = next.host_str().unwrap_or("");
+        if !client.may_call_back(host, next.port_or_known_default()) {
+            return Err(format!("callback receiver redirected to {shown}, whose host \"{host}\" is not on the client's allow-list"));
+        }
+        target = next;
     }
+    Err(format!("callback receiver redirected more than {MAX_CALLBACK_REDIRECTS} times"))
+}
+
+/// Most redirects (307 or 308) one callback attempt follows.
+const MAX_CALLBACK_REDIRECTS: usize = 5;
+
+/// Returns the URL without its query and fragment, for messages: a query may carry a token.
+fn without_query(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
 }

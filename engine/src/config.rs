@@ -59,6 +59,10 @@ pub struct Config {
     #[serde(default)]
     pub cache: CacheConfig,
 
+    /// Admission limits of the API.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+
     /// Connector instances by name; the name is the `recipient` clients send to.
     #[serde(default)]
     pub connectors: BTreeMap<String, ConnectorConfig>,
@@ -246,6 +250,92 @@ pub struct CacheConfig {
     pub max_entries: u64,
 }
 
+/// Circuit breaker of one connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Whether the breaker is on. Default true.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Share of transient failures among the calls of a window that opens the breaker. Default 0.5.
+    #[serde(default = "default_failure_rate")]
+    pub failure_rate: f64,
+    /// Fewest calls in a window before the rate counts. Default 20.
+    #[serde(default = "default_breaker_min_calls")]
+    pub min_calls: u32,
+    /// Length of a counting window in seconds. Default 30.
+    #[serde(default = "default_breaker_window")]
+    pub window_seconds: u64,
+    /// How long an open breaker rejects calls before probing, in seconds. Default 30.
+    #[serde(default = "default_breaker_open")]
+    pub open_seconds: u64,
+    /// Probe calls let through at once when half open. Default 1.
+    #[serde(default = "default_breaker_probes")]
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            enabled: true,
+            failure_rate: default_failure_rate(),
+            min_calls: default_breaker_min_calls(),
+            window_seconds: default_breaker_window(),
+            open_seconds: default_breaker_open(),
+            half_open_probes: default_breaker_probes(),
+        }
+    }
+}
+
+fn default_failure_rate() -> f64 {
+    0.5
+}
+fn default_breaker_min_calls() -> u32 {
+    20
+}
+fn default_breaker_window() -> u64 {
+    30
+}
+fn default_breaker_open() -> u64 {
+    30
+}
+fn default_breaker_probes() -> u32 {
+    1
+}
+
+/// Admission limits of the API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests per second each client may make, on average; more get 429 with `Retry-After`.
+    /// 0 turns the limit off. Default 200.
+    #[serde(default = "default_client_rate")]
+    pub client_rate_per_second: u32,
+    /// Requests a client may make at once above its rate. Default 400.
+    #[serde(default = "default_client_burst")]
+    pub client_burst: u32,
+    /// Messages waiting for delivery (queued or retrying) above which async sends get 503 with
+    /// `Retry-After`. 0 turns the bound off. Default 100000.
+    #[serde(default = "default_max_queue_depth")]
+    pub max_queue_depth: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { client_rate_per_second: default_client_rate(), client_burst: default_client_burst(), max_queue_depth: default_max_queue_depth() }
+    }
+}
+
+fn default_client_rate() -> u32 {
+    200
+}
+fn default_client_burst() -> u32 {
+    400
+}
+fn default_max_queue_depth() -> u64 {
+    100_000
+}
+
 /// Retry schedule: exponential backoff with full jitter, capped.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -292,6 +382,13 @@ pub struct ConnectorConfig {
     /// Backoff between delivery attempts.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Age in seconds after which a message is not retried any more and becomes `failed`. Default
+    /// 86400 (one day).
+    #[serde(default = "default_max_age_seconds")]
+    pub max_age_seconds: u64,
+    /// Circuit breaker of the connector's calls.
+    #[serde(default)]
+    pub circuit_breaker: BreakerConfig,
     /// Worker pool of this connector's messages. Default `worker`.
     #[serde(default)]
     pub pool: Option<String>,
@@ -362,6 +459,9 @@ fn default_http_timeout_ms() -> u64 {
 }
 fn default_max_attempts() -> u32 {
     5
+}
+fn default_max_age_seconds() -> u64 {
+    86_400
 }
 fn default_job_timeout_seconds() -> u64 {
     600
@@ -638,6 +738,62 @@ mod tests {
         let (key, message) = Config::parse("[connectors.a]\nlibrary = \"a.so\"\ndeadline_ms = 400000\n").unwrap_err();
         assert_eq!(key, "connectors.a.deadline_ms");
         assert!(message.contains("lease_seconds"));
+    }
+
+    const TWO_CONNECTORS: &str = "[connectors.kontur]\nlibrary = \"k.so\"\n\n[connectors.kias]\nlibrary = \"s.so\"\nentity_pools = { notify = \"notify-kias\" }\n\n[pools.notify-kias]\nconcurrency = 2\n";
+
+    #[test]
+    fn entity_pool_wins_over_connector_pool() {
+        let config = Config::parse(TWO_CONNECTORS).unwrap();
+        assert_eq!(config.pool_for("kias", "notify"), "notify-kias");
+        assert_eq!(config.pool_for("kias", "a7_create"), "worker");
+        assert_eq!(config.pool_for("unknown", "x"), "worker");
+        assert_eq!(config.pool_concurrency(), vec![("worker".to_string(), 64), ("notify-kias".to_string(), 2)]);
+    }
+
+    #[test]
+    fn job_needs_exactly_one_task() {
+        let text = format!("{TWO_CONNECTORS}\n[jobs.x]\nschedule = \"* * * * *\"\n");
+        let (key, message) = Config::parse(&text).unwrap_err();
+        assert_eq!(key, "jobs.x");
+        assert!(message.contains("exactly one task"), "{message}");
+
+        let text = format!("{TWO_CONNECTORS}\n[jobs.x]\nschedule = \"* * * * *\"\nretry_due = {{}}\ncache_expiry = {{}}\n");
+        let (key, _) = Config::parse(&text).unwrap_err();
+        assert_eq!(key, "jobs.x");
+    }
+
+    #[test]
+    fn job_schedule_error_names_key() {
+        let text = format!("{TWO_CONNECTORS}\n[jobs.x]\nschedule = \"every hour\"\nretry_due = {{}}\n");
+        let (key, message) = Config::parse(&text).unwrap_err();
+        assert_eq!(key, "jobs.x.schedule");
+        assert!(message.contains("not a cron expression"), "{message}");
+    }
+
+    #[test]
+    fn poll_job_names_unknown_connector() {
+        let text = format!("{TWO_CONNECTORS}\n[jobs.x]\nschedule = \"*/5 * * * * *\"\npoll_feed = {{ connector = \"medi\", feed = \"box\" }}\n");
+        let (key, message) = Config::parse(&text).unwrap_err();
+        assert_eq!(key, "jobs.x.poll_feed.connector");
+        assert!(message.contains("no connector \"medi\""), "{message}");
+    }
+
+    #[test]
+    fn route_without_target_is_rejected() {
+        let text = format!("{TWO_CONNECTORS}\n[[routes]]\nconnector = \"kontur\"\n");
+        let (key, message) = Config::parse(&text).unwrap_err();
+        assert_eq!(key, "routes[0]");
+        assert!(message.contains("neither clients nor forward"), "{message}");
+    }
+
+    #[test]
+    fn route_forward_names_unknown_recipient() {
+        let text = format!(
+            "{TWO_CONNECTORS}\n[[routes]]\nconnector = \"kontur\"\nclients = [\"crm\"]\n\n[[routes.forward]]\nrecipient = \"kiass\"\nentity = \"notify\"\nclient = \"crm\"\n"
+        );
+        let (key, _) = Config::parse(&text).unwrap_err();
+        assert_eq!(key, "routes[0].forward[0].recipient");
     }
 
     #[test]

@@ -77,20 +77,26 @@ impl AttemptClock {
     }
 }
 
-/// Sends through the connector and decides the result: delivered, pending, retry (transient error
-/// with attempts left) or failed. `max_attempts` of 1 makes every error final.
-pub async fn attempt_send(connector: &ConnectorHandle, request: SendRequest, max_attempts: u32) -> (AttemptRecord, DeliveryResult) {
+/// Sends through the connector and decides the result: delivered, pending, retry (a transient error
+/// with attempts and age left) or failed. `max_attempts` of 1 makes every error final. A retry that
+/// would start after `give_up_at` (Unix ms) fails the message instead.
+pub async fn attempt_send(connector: &ConnectorHandle, request: SendRequest, max_attempts: u32, give_up_at: i64) -> (AttemptRecord, DeliveryResult) {
     let attempt = request.attempt;
     let clock = AttemptClock::start(request.message_id, "delivery", attempt);
     let outcome = connector.send(request).await.map_err(|error| error.into_connector_error()).and_then(checked_reply);
 
     clock.settle(outcome, |error, text| {
-        if error.kind.is_retryable() && attempt < max_attempts {
-            let delay = retry::backoff_ms(&connector.config.retry, attempt + 1, error.retry_after_ms.into_option());
-            DeliveryResult::Retry { error: text, next_attempt_at: now_ms() + delay as i64 }
-        } else {
-            DeliveryResult::Failed { error: text }
+        if !error.kind.is_retryable() || attempt >= max_attempts {
+            return DeliveryResult::Failed { error: text };
         }
+        let delay = retry::backoff_ms(&connector.config.retry, attempt + 1, error.retry_after_ms.into_option());
+        let next_attempt_at = now_ms() + delay as i64;
+        if next_attempt_at > give_up_at {
+            let mut error: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            error["gave_up"] = json!(format!("the next attempt would start after max_age_seconds = {}", connector.config.max_age_seconds));
+            return DeliveryResult::Failed { error: error.to_string() };
+        }
+        DeliveryResult::Retry { error: text, next_attempt_at }
     })
 }
 

@@ -21,6 +21,8 @@ pub struct Engine {
     pub connectors: Connectors,
     pub clients: ClientRegistry,
     pub directories: DirectoryMap,
+    /// Per-client request rate and the delivery queue bound.
+    pub limits: crate::limits::Limits,
     /// Cache of external data shared by the connector hosts.
     pub cache: ExternalCache,
     /// Client for callbacks: no redirects, so a callback never reaches a host off the allow-list.
@@ -76,6 +78,7 @@ impl Engine {
         let instance_id = format!("{}-{}-{:04x}", hostname(), std::process::id(), rand::random::<u16>());
         Ok(Arc::new(Engine {
             clients: ClientRegistry::new(db.clone(), key),
+            limits: crate::limits::Limits::new(&config.limits),
             pools: config.pool_concurrency().into_iter().map(|(name, _)| (name, Arc::new(Notify::new()))).collect(),
             config,
             db,

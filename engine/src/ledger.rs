@@ -650,6 +650,31 @@ pub async fn delete_older_than(db: &Db, cutoff: i64) -> Result<Retained, DbErr> 
     Ok(retained)
 }
 
+/// Puts a claimed message back into the queue, due at `next_attempt_at`, without an attempt;
+/// returns false when this instance no longer holds its lease.
+pub async fn postpone(db: &Db, owner: &str, message: &message::Model, next_attempt_at: i64) -> Result<bool, DbErr> {
+    let status = if message.attempts == 0 { Status::Queued } else { Status::Retrying };
+    let result = message::Entity::update_many()
+        .col_expr(message::Column::Status, Expr::value(status.as_str()))
+        .col_expr(message::Column::NextAttemptAt, Expr::value(next_attempt_at))
+        .col_expr(message::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(message::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .col_expr(message::Column::UpdatedAt, Expr::value(now_ms()))
+        .filter(message::Column::Id.eq(message.id))
+        .filter(message::Column::LeaseOwner.eq(owner))
+        .exec(&db.writer)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+/// Counts messages waiting for delivery (queued or retrying), due or not.
+pub async fn count_waiting(db: &Db) -> Result<u64, DbErr> {
+    message::Entity::find()
+        .filter(message::Column::Status.is_in([Status::Queued.as_str(), Status::Retrying.as_str()]))
+        .count(&db.reader)
+        .await
+}
+
 /// Counts messages due for delivery now, in every pool, expired leases included.
 pub async fn count_due(db: &Db) -> Result<u64, DbErr> {
     let now = now_ms();

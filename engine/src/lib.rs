@@ -13,6 +13,7 @@ pub mod directory;
 pub mod engine;
 pub mod feeds;
 pub mod ledger;
+pub mod limits;
 pub mod params;
 pub mod plugins;
 pub mod retry;

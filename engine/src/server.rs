@@ -29,6 +29,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         workers.push(tokio::spawn(crate::callbacks::run(engine.clone(), stopped.clone())));
         workers.push(tokio::spawn(crate::scheduler::run(engine.clone(), stopped.clone())));
     }
+    workers.push(tokio::spawn(crate::limits::run(engine.clone(), stopped.clone())));
 
     let mut api_stopped = stopped.clone();
     axum::serve(listener, crate::api::app(engine.clone()))

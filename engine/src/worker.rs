@@ -91,13 +91,24 @@ async fn deliver(engine: &Engine, message: message::Model) {
         return;
     };
 
+    if let Some(open_for) = connector.breaker.open_for() {
+        // Not an attempt: the plugin is not called, so the message waits without using one up.
+        let next_attempt_at = now_ms() + open_for.as_millis() as i64;
+        match ledger::postpone(&engine.db, &engine.instance_id, &message, next_attempt_at).await {
+            Ok(_) => tracing::debug!(message_id = message.id, connector = %connector.name, "circuit breaker open, delivery postponed"),
+            Err(error) => tracing::error!(message_id = message.id, %error, "postponing the delivery failed"),
+        }
+        return;
+    }
+
     let request = SendRequest {
         message_id: message.id,
         entity: message.entity.as_str().into(),
         payload: message.message.as_str().into(),
         attempt,
     };
-    let (record, result) = delivery::attempt_send(connector, request, connector.config.max_attempts).await;
+    let give_up_at = message.created_at.saturating_add(connector.config.max_age_seconds as i64 * 1000);
+    let (record, result) = delivery::attempt_send(connector, request, connector.config.max_attempts, give_up_at).await;
     let terminal = matches!(result, DeliveryResult::Delivered { .. } | DeliveryResult::Failed { .. });
     finish(engine, message.id, record, result.clone()).await;
 

@@ -159,6 +159,26 @@ impl ApiError {
         .retry_after(5)
     }
 
+    pub fn rate_limited(seconds: u64) -> Self {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("Клиент превысил допустимую частоту запросов: повторите запрос через {seconds} с (заголовок Retry-After)."),
+            format!("the client exceeded its request rate: retry in {seconds} s (Retry-After header)"),
+        )
+        .retry_after(seconds)
+    }
+
+    pub fn queue_full(seconds: u64) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_full",
+            format!("Очередь доставки шлюза заполнена: сообщение не принято, повторите запрос через {seconds} с (заголовок Retry-After)."),
+            format!("the gateway's delivery queue is full, so the message was not accepted: retry in {seconds} s (Retry-After header)"),
+        )
+        .retry_after(seconds)
+    }
+
     pub fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
         self

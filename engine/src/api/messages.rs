@@ -196,6 +196,10 @@ async fn store(engine: &Engine, request: &SignedRequest, send: &SendParams, stat
 /// `POST /async/message/send`: stores the message for the worker and returns 202.
 pub async fn send_async(State(engine): State<Arc<Engine>>, request: SignedRequest) -> ApiResult {
     let (send, _connector) = read_send(&engine, &request, true).map_err(|error| Rejection(error, request.language))?;
+    if let Err(seconds) = engine.limits.admit_queued() {
+        tracing::warn!(client = %request.client.name, "delivery queue full, send rejected");
+        return Err(Rejection(ApiError::queue_full(seconds), request.language));
+    }
     let stored = store(&engine, &request, &send, Status::Queued).await?;
 
     let (message, replayed) = match stored {
@@ -216,6 +220,19 @@ pub async fn send_async(State(engine): State<Arc<Engine>>, request: SignedReques
 /// `POST /sync/message/send`: stores the message, delivers it inline and returns the result.
 pub async fn send_sync(State(engine): State<Arc<Engine>>, request: SignedRequest) -> ApiResult {
     let (send, connector) = read_send(&engine, &request, false).map_err(|error| Rejection(error, request.language))?;
+    if let Some(open_for) = connector.breaker.open_for() {
+        let seconds = open_for.as_secs().max(1);
+        tracing::info!(connector = %connector.name, client = %request.client.name, "sync send rejected, circuit breaker open");
+        let error = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "circuit_open",
+            format!("Внешняя система «{}» недавно часто отвечала ошибками, вызовы приостановлены: повторите запрос через {seconds} с.", connector.name),
+            format!("external system \"{}\" failed repeatedly, so calls to it are paused: retry in {seconds} s", connector.name),
+        )
+        .field("recipient")
+        .retry_after(seconds);
+        return Err(Rejection(error, request.language));
+    }
     let stored = store(&engine, &request, &send, Status::Processing).await?;
 
     let message = match stored {
@@ -228,7 +245,7 @@ pub async fn send_sync(State(engine): State<Arc<Engine>>, request: SignedRequest
                 attempt: 1,
             };
             // A sync client waits for this one attempt: no retry, a failure is final.
-            let (attempt, result) = delivery::attempt_send(&connector, send_request, 1).await;
+            let (attempt, result) = delivery::attempt_send(&connector, send_request, 1, i64::MAX).await;
             ledger::finish_sync(&engine.db, attempt, result).await.map_err(|error| storage_failure(error, &request))?
         }
     };

@@ -44,16 +44,33 @@ async fn live() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// Reports ready when the database responds, and lists loaded and unavailable connectors.
+/// Reports ready when the database responds, and lists loaded and unavailable connectors and the
+/// feeds whose last poll failed, for monitoring to alert on.
 async fn ready(State(engine): State<Arc<Engine>>) -> impl IntoResponse {
     let database = engine.db.reader.ping().await;
-    let connectors: Vec<_> = engine.connectors.all().map(|handle| json!({"name": handle.name, "plugin": handle.manifest.name.as_str(), "version": handle.manifest.version.as_str(), "status": "loaded"})).collect();
+    let failing_feeds: Vec<_> = match crate::feeds::list(&engine.db).await {
+        Ok(feeds) => feeds
+            .into_iter()
+            .filter_map(|feed| {
+                let error = feed.last_error.as_deref()?;
+                let error: serde_json::Value = serde_json::from_str(error).unwrap_or_else(|_| json!(error));
+                Some(json!({"feed": format!("{}/{}", feed.connector, feed.feed), "error": error}))
+            })
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "reading feed states for /health/ready failed");
+            Vec::new()
+        }
+    };
+    let connectors: Vec<_> = engine.connectors.all().map(|handle| json!({"name": handle.name, "plugin": handle.manifest.name.as_str(), "version": handle.manifest.version.as_str(), "status": "loaded", "circuit": handle.breaker.state_name()})).collect();
     let unavailable: Vec<_> = engine.connectors.all_unavailable().map(|item| json!({"name": item.name, "status": "unavailable", "reason": item.reason})).collect();
     let status = if database.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
         "status": if database.is_ok() { "ready" } else { "not_ready" },
         "database": if database.is_ok() { "ok" } else { "unreachable" },
         "connectors": connectors.into_iter().chain(unavailable).collect::<Vec<_>>(),
+        "failing_feeds": failing_feeds,
+        "queue": {"waiting": engine.limits.queue().1, "max": engine.limits.queue().0},
     });
     (status, Json(body))
 }

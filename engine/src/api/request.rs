@@ -75,6 +75,10 @@ async fn authenticate(request: Request, engine: &Arc<Engine>) -> Result<SignedRe
         tracing::info!(client = %client.name, path = parts.uri.path(), "signature mismatch");
         return Err(ApiError::invalid_signature());
     }
+    if let Err(seconds) = engine.limits.admit_client(client.id) {
+        tracing::info!(client = %client.name, retry_after = seconds, "client request rate exceeded");
+        return Err(ApiError::rate_limited(seconds));
+    }
 
     Ok(SignedRequest { client, hash: hash.to_ascii_lowercase(), params, headers: parts.headers, language })
 }

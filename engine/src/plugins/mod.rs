@@ -1,5 +1,6 @@
 //! Connector plugins: loading, host services and calls under concurrency limits and deadlines.
 
+pub mod breaker;
 pub mod host;
 mod registry;
 

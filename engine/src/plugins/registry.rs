@@ -11,6 +11,7 @@ use uig_connector_api::{
     PollRequest, StatusRequest,
 };
 
+use super::breaker::Breaker;
 use super::host::{EngineHost, ExternalCache};
 use crate::config::{Config, ConnectorConfig};
 use crate::directory::DirectoryMap;
@@ -22,6 +23,8 @@ pub struct ConnectorHandle {
     pub config: ConnectorConfig,
     connector: Arc<ConnectorBox>,
     permits: Arc<Semaphore>,
+    /// Stops calls for a while after too many transient failures.
+    pub breaker: Breaker,
 }
 
 /// A configured connector that could not be loaded; messages to it are rejected.
@@ -38,6 +41,8 @@ pub enum CallError {
     Connector(ConnectorError),
     /// The call ran past the connector's deadline.
     Deadline { deadline_ms: u64 },
+    /// The connector's circuit breaker is open; the plugin was not called.
+    CircuitOpen { retry_after_ms: u64 },
 }
 
 impl CallError {
@@ -48,6 +53,12 @@ impl CallError {
             CallError::Deadline { deadline_ms } => {
                 ConnectorError::transient(format!("plugin call exceeded its deadline of {deadline_ms} ms")).with_code("deadline_exceeded")
             }
+            CallError::CircuitOpen { retry_after_ms } => ConnectorError::transient(format!(
+                "the connector's circuit breaker is open after repeated failures; calls resume in {} s",
+                retry_after_ms.div_ceil(1000)
+            ))
+            .with_code("circuit_open")
+            .with_retry_after_ms(retry_after_ms),
         }
     }
 }
@@ -145,6 +156,7 @@ fn load_one(config: &Config, name: &str, connector_config: &ConnectorConfig, hos
         config: connector_config.clone(),
         connector: Arc::new(connector),
         permits: Arc::new(Semaphore::new(connector_config.concurrency)),
+        breaker: Breaker::new(connector_config.circuit_breaker.clone()),
     })
 }
 
@@ -190,6 +202,23 @@ impl ConnectorHandle {
     /// slot until it really returns: a hanging plugin can exhaust its own connector's limit but no
     /// other connector's.
     async fn call<T, F>(&self, operation: F) -> Result<T, CallError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ConnectorBox) -> Result<T, ConnectorError> + Send + 'static,
+    {
+        let permit = self.breaker.try_acquire().map_err(|retry_after_ms| CallError::CircuitOpen { retry_after_ms })?;
+        let result = self.call_plugin(operation).await;
+        let failed = match &result {
+            Err(CallError::Connector(error)) => error.kind.is_retryable(),
+            Err(CallError::Deadline { .. }) => true,
+            Err(CallError::CircuitOpen { .. }) | Ok(_) => false,
+        };
+        self.breaker.record(permit, failed);
+        result
+    }
+
+    /// Runs the plugin call itself, without the breaker.
+    async fn call_plugin<T, F>(&self, operation: F) -> Result<T, CallError>
     where
         T: Send + 'static,
         F: FnOnce(&ConnectorBox) -> Result<T, ConnectorError> + Send + 'static,

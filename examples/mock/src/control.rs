@@ -357,3 +357,24 @@ pub async fn put_callbacks_mode(State(state): State<MockState>, body: Bytes) -> 
     info!(fail_next = request.fail_next, "callback failures queued");
     Json(json!({ "fail_next": request.fail_next })).into_response()
 }
+
+/// Query of `POST /_mock/redirect`.
+#[derive(Debug, Deserialize)]
+pub struct RedirectQuery {
+    /// Status to answer with: 301, 302, 303, 307 or 308.
+    pub status: u16,
+    /// Value of the `Location` header.
+    pub to: String,
+}
+
+/// `POST /_mock/redirect?status=307&to=/_mock/callbacks`: answers with a redirect, for callback
+/// redirect tests.
+pub async fn redirect(axum::extract::Query(query): axum::extract::Query<RedirectQuery>) -> Response {
+    let allowed = [301, 302, 303, 307, 308];
+    if !allowed.contains(&query.status) {
+        let body = json!({"error": format!("status must be one of {allowed:?}")});
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
+    let status = StatusCode::from_u16(query.status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+    (status, [(axum::http::header::LOCATION, query.to)]).into_response()
+}

@@ -41,6 +41,7 @@ Control endpoints:
   GET  /_mock/callbacks         stored callbacks, newest last
   GET  /_mock/callbacks/mode
   PUT  /_mock/callbacks/mode    {"fail_next": N}: answer the next N callbacks with 500
+  POST /_mock/redirect?status=307&to=URL   answer with that redirect (301, 302, 303, 307, 308)
 
 Logs go to stderr; RUST_LOG sets the level (default info)."#;
 
@@ -111,6 +112,7 @@ pub fn avinfo_router(state: MockState) -> Router {
             get(control::get_avinfo_mode).put(control::put_avinfo_mode),
         )
         .route("/_mock/stats", get(control::get_stats))
+        .route("/_mock/redirect", post(control::redirect))
         .route("/_mock/reset", post(control::post_reset))
         .route(
             "/_mock/callbacks",

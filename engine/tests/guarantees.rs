@@ -1,0 +1,176 @@
+//! Delivery guarantee tests against the real binary: request rate and queue bounds, the circuit
+//! breaker, the maximum message age and callback redirects.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::{Gateway, GatewayOptions, Mock};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn send_async(gateway: &Gateway, recipient: &str, entity: &str, message: &str, callback: Option<&str>) -> (u16, Value) {
+    let mut params = vec![("recipient", recipient), ("entity", entity), ("message", message)];
+    if let Some(url) = callback {
+        params.push(("callback", url));
+    }
+    gateway.call("POST", "/async/message/send", &params)
+}
+
+fn accepted(gateway: &Gateway, entity: &str, message: &str, callback: Option<&str>) -> i64 {
+    let (status, body) = send_async(gateway, "testkit", entity, message, callback);
+    assert_eq!(status, 202, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+fn show(gateway: &Gateway, id: i64) -> String {
+    common::uig(&["message", "show", "--config", gateway.config_path.to_str().unwrap(), &id.to_string()])
+}
+
+fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn ready(gateway: &Gateway) -> Value {
+    reqwest::blocking::get(format!("{}/health/ready", gateway.url)).unwrap().json().unwrap()
+}
+
+/// Inserts `lines` at the top of the testkit connector's table.
+fn testkit_settings(lines: &'static str) -> impl FnOnce(String) -> String {
+    move |text| text.replace("[connectors.testkit]\n", &format!("[connectors.testkit]\n{lines}\n"))
+}
+
+#[test]
+fn client_rate_limit_answers_429() {
+    let mock = Mock::start();
+    let options = GatewayOptions { extra_config: "[limits]\nclient_rate_per_second = 1\nclient_burst = 3\n".into(), ..GatewayOptions::default() };
+    let gateway = Gateway::start_with(&mock, options);
+
+    for _ in 0..3 {
+        let (status, body) = gateway.call("GET", "/sync/message/list-new", &[("per_page", "10")]);
+        assert_eq!(status, 200, "{body}");
+    }
+    let signed = gateway.sign("GET", "/sync/message/list-new", &[("per_page", "10")]);
+    let response = reqwest::blocking::Client::new()
+        .get(format!("{}/sync/message/list-new", gateway.url))
+        .query(&signed)
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After {retry_after}");
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert!(body["error"]["message"].as_str().unwrap().contains("частоту запросов"), "{body}");
+}
+
+#[test]
+fn full_queue_answers_503_and_stores_nothing() {
+    let mock = Mock::start();
+    let options = GatewayOptions { extra_config: "[limits]\nmax_queue_depth = 3\n".into(), ..GatewayOptions::default() };
+    // No worker, so accepted messages stay queued.
+    let gateway = Gateway::start_edited(&mock, options, |text| text.replace("[worker]\n", "[worker]\nenabled = false\n"));
+
+    for index in 0..3 {
+        accepted(&gateway, "echo", &format!(r#"{{"n": {index}}}"#), None);
+    }
+    let (status, body) = send_async(&gateway, "testkit", "echo", r#"{"n": 3}"#, None);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "queue_full");
+    assert_eq!(gateway.count_messages(), 3);
+    assert_eq!(ready(&gateway)["queue"]["max"], 3);
+}
+
+#[test]
+fn circuit_breaker_opens_and_pauses_delivery() {
+    let mock = Mock::start();
+    let gateway = Gateway::start_edited(&mock, GatewayOptions::default(), testkit_settings("circuit_breaker = { min_calls = 4, failure_rate = 0.5, open_seconds = 30 }"));
+
+    for _ in 0..4 {
+        let (status, body) = gateway.call("POST", "/sync/message/send", &[("recipient", "testkit"), ("entity", "fail"), ("message", r#"{"kind":"transient"}"#)]);
+        assert_eq!(body["status"], "failed", "{status} {body}");
+    }
+    let connector = ready(&gateway)["connectors"].as_array().unwrap().iter().find(|item| item["name"] == "testkit").cloned().unwrap();
+    assert_eq!(connector["circuit"], "open", "{connector}");
+
+    let (status, body) = gateway.call("POST", "/sync/message/send", &[("recipient", "testkit"), ("entity", "echo"), ("message", "{}")]);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "circuit_open");
+    assert_eq!(gateway.count_messages(), 4, "a sync send rejected by the breaker is not stored");
+
+    // An async message waits for the breaker without using up attempts.
+    let id = accepted(&gateway, "echo", "{}", None);
+    std::thread::sleep(Duration::from_millis(800));
+    let output = show(&gateway, id);
+    assert!(output.contains("status queued  attempts 0"), "{output}");
+}
+
+#[test]
+fn max_age_fails_retrying_message() {
+    let mock = Mock::start();
+    let gateway = Gateway::start_edited(&mock, GatewayOptions::default(), |text| {
+        let text = testkit_settings("max_age_seconds = 1")(text);
+        text.replace("max_attempts = 3\n\n[connectors.testkit.retry]", "max_attempts = 100\n\n[connectors.testkit.retry]")
+    });
+
+    let id = accepted(&gateway, "fail", r#"{"kind":"transient"}"#, None);
+    let failed = gateway.wait_status(id, &["failed"], WAIT);
+    assert_eq!(failed["error"]["kind"], "transient");
+    let gave_up = failed["error"]["gave_up"].as_str().unwrap_or_default();
+    assert!(gave_up.contains("max_age_seconds = 1"), "{failed}");
+    let attempts = failed["error"]["attempt"].as_u64().unwrap();
+    assert!(attempts < 100, "gave up after {attempts} attempts");
+}
+
+#[test]
+fn callback_follows_307_with_same_post() {
+    let mock = Mock::start();
+    let gateway = Gateway::start(&mock);
+    let url = format!("{}/_mock/redirect?status=307&to=/_mock/callbacks", mock.url);
+
+    let id = accepted(&gateway, "echo", r#"{"n": 1}"#, Some(&url));
+    wait_until("the callback", WAIT, || show(&gateway, id).contains("(delivered)"));
+    let callbacks: Value = reqwest::blocking::get(format!("{}/_mock/callbacks", mock.url)).unwrap().json().unwrap();
+    let callbacks = callbacks.as_array().unwrap();
+    assert_eq!(callbacks.len(), 1, "{callbacks:?}");
+    assert_eq!(callbacks[0]["headers"]["webhook-id"], id.to_string());
+    let body: Value = serde_json::from_str(callbacks[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["id"], id, "the redirected POST kept its body");
+}
+
+#[test]
+fn callback_302_counts_as_failure() {
+    let mock = Mock::start();
+    let gateway = Gateway::start(&mock);
+    let url = format!("{}/_mock/redirect?status=302&to=/_mock/callbacks", mock.url);
+
+    let id = accepted(&gateway, "echo", r#"{"n": 1}"#, Some(&url));
+    wait_until("two callback attempts", WAIT, || show(&gateway, id).matches("  callback #").count() >= 2);
+    let output = show(&gateway, id);
+    assert!(output.contains("answered HTTP 302"), "{output}");
+    assert!(output.contains("only 307 and 308 keep the POST"), "{output}");
+    let callbacks: Value = reqwest::blocking::get(format!("{}/_mock/callbacks", mock.url)).unwrap().json().unwrap();
+    assert_eq!(callbacks, Value::Array(Vec::new()), "the redirect target got a request");
+}
+
+#[test]
+fn callback_redirect_off_allow_list_fails() {
+    let mock = Mock::start();
+    let gateway = Gateway::start(&mock);
+    // localhost is not on the test client's allow-list (127.0.0.1 is).
+    let target = mock.url.replace("127.0.0.1", "localhost");
+    let url = format!("{}/_mock/redirect?status=308&to={target}/_mock/callbacks", mock.url);
+
+    let id = accepted(&gateway, "echo", r#"{"n": 1}"#, Some(&url));
+    wait_until("a callback attempt", WAIT, || show(&gateway, id).contains("  callback #"));
+    let output = show(&gateway, id);
+    assert!(output.contains("is not on the client's allow-list"), "{output}");
+    let callbacks: Value = reqwest::blocking::get(format!("{}/_mock/callbacks", mock.url)).unwrap().json().unwrap();
+    assert_eq!(callbacks, Value::Array(Vec::new()));
+}
