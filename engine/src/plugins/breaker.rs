@@ -149,7 +149,7 @@ mod tests {
         let breaker = breaker(60);
         for index in 0..20 {
             let permit = breaker.try_acquire().unwrap();
-            breaker.record(permit, index % 3 == 0);
+            breaker.record(permit, index % 4 == 3);
         }
         assert_eq!(breaker.state_name(), "closed");
     }
