@@ -127,7 +127,12 @@ async fn post(engine: &Engine, message: &message::Model) -> Result<u16, String> 
     let body = callback_body(message);
     let timestamp = chrono::Utc::now().timestamp();
     let webhook_id = message.id.to_string();
-    let signature = signature::webhook_signature(client.secret.as_bytes(), &webhook_id, timestamp, &body);
+    // One signature per active secret, space-separated: a receiver that knows either one accepts it.
+    let signature = client
+        .active_secrets()
+        .map(|secret| signature::webhook_signature(secret.as_bytes(), &webhook_id, timestamp, &body))
+        .collect::<Vec<_>>()
+        .join(" ");
 
     // 307 and 308 keep the method and body, so the same signed POST follows them; every hop is
     // checked against the allow-list. 301, 302 and 303 would turn the POST into a GET, so they fail.

@@ -79,6 +79,22 @@ pub enum ClientCommand {
     },
     /// List clients (without credentials).
     List(ConfigArg),
+    /// Give a client a new secret and print it once; the old one stays valid for a while.
+    RotateSecret {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Client name.
+        name: String,
+        /// Use this secret instead of a random one.
+        #[arg(long)]
+        secret: Option<String>,
+        /// Hours the replaced secret still verifies requests (and signs callbacks beside the new one).
+        #[arg(long, default_value_t = 24)]
+        keep_previous_hours: u64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +237,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{:<6} {:<24} {:<30} {:<30} disabled", "id", "name", "allowed", "callback hosts");
             for client in clients::list(&db).await? {
                 println!("{:<6} {:<24} {:<30} {:<30} {}", client.id, client.name, client.allowed_recipients, client.callback_hosts, client.disabled);
+            }
+            Ok(())
+        }
+        Command::Client(ClientCommand::RotateSecret { config, name, secret, keep_previous_hours, json }) => {
+            let (config, db) = open(&config).await?;
+            let key = engine::master_key(&config)?;
+            let rotated = clients::rotate_secret(&db, &key, &name, secret, keep_previous_hours).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rotated)?);
+            } else {
+                println!("client:  {}", rotated.name);
+                println!("secret:  {}", rotated.secret);
+                println!("the previous secret stays valid until {}", crate::scheduler::format_ms(rotated.previous_valid_until));
+                println!("Store the secret now: it is not shown again. Running gateways use it within 30 s.");
             }
             Ok(())
         }

@@ -7,7 +7,7 @@ use moka::sync::Cache;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use crate::crypto::{random_credential, token_hash, MasterKey};
-use crate::db::{client, Db};
+use crate::db::{client, client_secret, Db};
 use crate::ledger::now_ms;
 
 /// An authenticated client with its decrypted secret.
@@ -15,7 +15,10 @@ use crate::ledger::now_ms;
 pub struct Client {
     pub id: i32,
     pub name: String,
+    /// The current secret: callbacks are signed with it and new requests should be.
     pub secret: String,
+    /// Earlier secrets that still verify requests after a rotation, until they expire.
+    pub previous_secrets: Vec<String>,
     pub allowed_recipients: Vec<String>,
     pub callback_hosts: Vec<String>,
 }
@@ -26,6 +29,7 @@ impl std::fmt::Debug for Client {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("secret", &"***")
+            .field("previous_secrets", &self.previous_secrets.len())
             .field("allowed_recipients", &self.allowed_recipients)
             .field("callback_hosts", &self.callback_hosts)
             .finish()
@@ -33,6 +37,11 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
+    /// Returns the current secret first, then the earlier ones still valid.
+    pub fn active_secrets(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.secret.as_str()).chain(self.previous_secrets.iter().map(String::as_str))
+    }
+
     /// Reports whether the client may send to `recipient`; `*` allows every connector.
     pub fn may_send_to(&self, recipient: &str) -> bool {
         self.allowed_recipients.iter().any(|allowed| allowed == "*" || allowed == recipient)
@@ -113,6 +122,47 @@ pub async fn create(
     })
 }
 
+/// Result of a secret rotation, printed once by `uig client rotate-secret`.
+#[derive(Debug, serde::Serialize)]
+pub struct RotatedSecret {
+    pub name: String,
+    pub secret: String,
+    /// Unix milliseconds until which the replaced secret still verifies requests.
+    pub previous_valid_until: i64,
+}
+
+/// Gives a client a new secret; the replaced one stays valid for `keep_previous_hours` so the
+/// client system can switch without failed requests. During that time callbacks carry one
+/// signature per active secret, as Standard Webhooks allows.
+pub async fn rotate_secret(db: &Db, key: &MasterKey, name: &str, secret: Option<String>, keep_previous_hours: u64) -> anyhow::Result<RotatedSecret> {
+    use sea_orm::TransactionTrait;
+
+    let secret = secret.unwrap_or_else(|| random_credential("sec", 32));
+    if secret.len() < 8 {
+        anyhow::bail!("the secret must be at least 8 characters long");
+    }
+    let Some(found) = client::Entity::find().filter(client::Column::Name.eq(name)).one(&db.reader).await? else {
+        anyhow::bail!("no client named \"{name}\": see `uig client list`");
+    };
+    let now = now_ms();
+    let valid_until = now + keep_previous_hours as i64 * 3_600_000;
+    let transaction = db.writer.begin().await?;
+    client_secret::ActiveModel {
+        client_id: Set(found.id),
+        secret_ciphertext: Set(found.secret_ciphertext.clone()),
+        created_at: Set(now),
+        expires_at: Set(valid_until),
+        ..Default::default()
+    }
+    .insert(&transaction)
+    .await?;
+    let mut updated: client::ActiveModel = found.into();
+    updated.secret_ciphertext = Set(key.encrypt(&secret));
+    updated.update(&transaction).await?;
+    transaction.commit().await?;
+    Ok(RotatedSecret { name: name.to_string(), secret, previous_valid_until: valid_until })
+}
+
 /// Lists all clients (without credentials), by id.
 pub async fn list(db: &Db) -> Result<Vec<client::Model>, DbErr> {
     client::Entity::find().order_by_asc(client::Column::Id).all(&db.reader).await
@@ -150,7 +200,7 @@ impl ClientRegistry {
         let Some(model) = model.filter(|model| !model.disabled) else {
             return Ok(None);
         };
-        let client = Arc::new(self.decrypt(model)?);
+        let client = Arc::new(self.decrypt(model).await?);
         self.by_token.insert(hash, client.clone());
         Ok(Some(client))
     }
@@ -163,16 +213,24 @@ impl ClientRegistry {
         let Some(model) = client::Entity::find_by_id(id).one(&self.db.reader).await? else {
             return Ok(None);
         };
-        let client = Arc::new(self.decrypt(model)?);
+        let client = Arc::new(self.decrypt(model).await?);
         self.by_id.insert(id, client.clone());
         Ok(Some(client))
     }
 
-    fn decrypt(&self, model: client::Model) -> anyhow::Result<Client> {
+    async fn decrypt(&self, model: client::Model) -> anyhow::Result<Client> {
+        let previous = client_secret::Entity::find()
+            .filter(client_secret::Column::ClientId.eq(model.id))
+            .filter(client_secret::Column::ExpiresAt.gt(now_ms()))
+            .order_by_desc(client_secret::Column::Id)
+            .all(&self.db.reader)
+            .await?;
+        let previous_secrets = previous.iter().map(|row| self.key.decrypt(&row.secret_ciphertext)).collect::<Result<Vec<_>, _>>()?;
         Ok(Client {
             id: model.id,
             name: model.name,
             secret: self.key.decrypt(&model.secret_ciphertext)?,
+            previous_secrets,
             allowed_recipients: split_list(&model.allowed_recipients),
             callback_hosts: split_list(&model.callback_hosts),
         })
@@ -188,6 +246,7 @@ mod tests {
             id: 1,
             name: "crm".into(),
             secret: "s".into(),
+            previous_secrets: vec!["old".into()],
             allowed_recipients: vec!["avinfo".into()],
             callback_hosts: callback_hosts.iter().map(|host| host.to_string()).collect(),
         }
@@ -206,6 +265,7 @@ mod tests {
     fn secret_is_not_in_debug_output() {
         let text = format!("{:?}", client(&[]));
         assert!(!text.contains("secret: \"s\""));
+        assert!(!text.contains("old"));
         assert!(text.contains("***"));
     }
 }

@@ -174,3 +174,50 @@ fn callback_redirect_off_allow_list_fails() {
     let callbacks: Value = reqwest::blocking::get(format!("{}/_mock/callbacks", mock.url)).unwrap().json().unwrap();
     assert_eq!(callbacks, Value::Array(Vec::new()));
 }
+
+fn rotate(gateway: &Gateway, keep_hours: &str) -> String {
+    let output = common::uig(&["client", "rotate-secret", "test", "--config", gateway.config_path.to_str().unwrap(), "--keep-previous-hours", keep_hours, "--json"]);
+    let rotated: Value = serde_json::from_str(&output).unwrap();
+    rotated["secret"].as_str().unwrap().to_string()
+}
+
+fn list_with(gateway: &Gateway, secret: &str) -> u16 {
+    let signed = common::sign_with(&gateway.token, secret, "GET", "/sync/message/list-new", &[("per_page", "10")]);
+    gateway.send_raw("GET", "/sync/message/list-new", &signed, &[]).0
+}
+
+#[test]
+fn rotated_secret_keeps_old_one_valid() {
+    let mock = Mock::start();
+    let mut gateway = Gateway::start(&mock);
+    let old = gateway.secret.clone();
+    gateway.kill();
+    let new = rotate(&gateway, "24");
+    gateway.spawn();
+
+    assert_eq!(list_with(&gateway, &old), 200);
+    assert_eq!(list_with(&gateway, &new), 200);
+    assert_eq!(list_with(&gateway, "sec-never-issued-0000"), 401);
+
+    // During the overlap a callback carries one signature per active secret.
+    gateway.secret = new.clone();
+    let url = format!("{}/_mock/callbacks", mock.url);
+    let id = accepted(&gateway, "echo", r#"{"n": 1}"#, Some(&url));
+    wait_until("the callback", WAIT, || show(&gateway, id).contains("(delivered)"));
+    let callbacks: Value = reqwest::blocking::get(&url).unwrap().json().unwrap();
+    let signatures = callbacks[0]["headers"]["webhook-signature"].as_str().unwrap();
+    assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+}
+
+#[test]
+fn expired_previous_secret_is_rejected() {
+    let mock = Mock::start();
+    let mut gateway = Gateway::start(&mock);
+    let old = gateway.secret.clone();
+    gateway.kill();
+    let new = rotate(&gateway, "0");
+    gateway.spawn();
+
+    assert_eq!(list_with(&gateway, &old), 401);
+    assert_eq!(list_with(&gateway, &new), 200);
+}

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261204_000001_create_ledger;
 mod m20261204_000002_feeds_jobs_pools;
+mod m20261204_000003_client_secrets;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261204_000001_create_ledger::Migration),
             Box::new(m20261204_000002_feeds_jobs_pools::Migration),
+            Box::new(m20261204_000003_client_secrets::Migration),
         ]
     }
 }

@@ -71,7 +71,8 @@ async fn authenticate(request: Request, engine: &Arc<Engine>) -> Result<SignedRe
         .ok_or_else(ApiError::invalid_token)?;
 
     let string_to_sign = signature::string_to_sign(parts.method.as_str(), parts.uri.path(), params.entries(), &token);
-    if !signature::verify(client.secret.as_bytes(), &string_to_sign, hash) {
+    // Each active secret is tried, so requests keep passing while a client switches after a rotation.
+    if !client.active_secrets().any(|secret| signature::verify(secret.as_bytes(), &string_to_sign, hash)) {
         tracing::info!(client = %client.name, path = parts.uri.path(), "signature mismatch");
         return Err(ApiError::invalid_signature());
     }

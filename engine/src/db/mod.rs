@@ -6,6 +6,7 @@
 
 pub mod attempt;
 pub mod client;
+pub mod client_secret;
 pub mod directory_entry;
 pub mod directory_mapping;
 pub mod feed_cursor;
