@@ -420,6 +420,9 @@ impl HttpErrorKind {
     pub const DENIED: HttpErrorKind = HttpErrorKind(4);
     /// Any other failure.
     pub const OTHER: HttpErrorKind = HttpErrorKind(5);
+    /// A request not marked idempotent timed out or broke off after it was sent, so it may have
+    /// taken effect: repeating it blindly could cause a second effect.
+    pub const UNCERTAIN: HttpErrorKind = HttpErrorKind(6);
 }
 
 /// Failed HTTP exchange.
@@ -434,12 +437,18 @@ pub struct HttpError {
 
 impl HttpError {
     /// Converts the failure into the connector error the engine should see: denied requests are
-    /// configuration errors, everything else is transient.
+    /// configuration errors, and a non-idempotent request that may have arrived fails for good
+    /// with code `outcome_unknown` (an operator checks the recipient, then re-queues the message).
+    /// Everything else is transient.
     pub fn into_connector_error(self) -> ConnectorError {
-        if self.kind == HttpErrorKind::DENIED {
-            ConnectorError::config(self.message.to_string())
-        } else {
-            ConnectorError::transient(self.message.to_string())
+        match self.kind {
+            HttpErrorKind::DENIED => ConnectorError::config(self.message.to_string()),
+            HttpErrorKind::UNCERTAIN => ConnectorError::permanent(format!(
+                "{}; the request may have taken effect and is not idempotent, so it is not repeated: check the recipient, then re-queue with `uig message retry`",
+                self.message
+            ))
+            .with_code("outcome_unknown"),
+            _ => ConnectorError::transient(self.message.to_string()),
         }
     }
 }

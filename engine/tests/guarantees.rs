@@ -221,3 +221,85 @@ fn expired_previous_secret_is_rejected() {
     assert_eq!(list_with(&gateway, &old), 401);
     assert_eq!(list_with(&gateway, &new), 200);
 }
+
+fn stored_callbacks(mock: &Mock) -> usize {
+    let callbacks: Value = reqwest::blocking::get(format!("{}/_mock/callbacks", mock.url)).unwrap().json().unwrap();
+    callbacks.as_array().unwrap().len()
+}
+
+/// Sends a testkit `post` to the mock's sink, which stores it and answers only after 2 s, while
+/// the connector's HTTP timeout is 500 ms.
+fn post_that_times_out(idempotent: bool) -> (Mock, Gateway, Value) {
+    let mock = Mock::start();
+    let gateway = Gateway::start_edited(&mock, GatewayOptions::default(), testkit_settings("http_timeout_ms = 500"));
+    let payload = serde_json::json!({"url": format!("{}/_mock/callbacks?delay_ms=2000", mock.url), "idempotent": idempotent}).to_string();
+    let id = accepted(&gateway, "post", &payload, None);
+    let failed = gateway.wait_status(id, &["failed"], WAIT);
+    (mock, gateway, failed)
+}
+
+#[test]
+fn uncertain_post_is_not_repeated() {
+    let (mock, _gateway, failed) = post_that_times_out(false);
+    assert_eq!(failed["error"]["code"], "outcome_unknown", "{failed}");
+    assert_eq!(failed["error"]["kind"], "permanent");
+    assert_eq!(failed["error"]["attempt"], 1);
+    assert!(failed["error"]["message"].as_str().unwrap().contains("uig message retry"), "{failed}");
+    // A retry, had one been scheduled, would come within the 1 s backoff cap.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(stored_callbacks(&mock), 1);
+}
+
+#[test]
+fn idempotent_post_timeout_is_retried() {
+    let (mock, _gateway, failed) = post_that_times_out(true);
+    assert_eq!(failed["error"]["kind"], "transient", "{failed}");
+    assert_eq!(failed["error"]["attempt"], 3);
+    assert_eq!(stored_callbacks(&mock), 3);
+}
+
+/// Serves `GET` on a raw socket: answers each request with keep-alive, then closes the connection
+/// 100 ms later without saying so, as servers with a short idle timeout do.
+fn closing_keep_alive_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer);
+                let body = r#"{"ok":true}"#;
+                let response = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                let _ = stream.write_all(response.as_bytes());
+                std::thread::sleep(Duration::from_millis(100));
+            });
+        }
+    });
+    (url, connections)
+}
+
+#[test]
+fn closed_keep_alive_connection_is_not_a_failure() {
+    let mock = Mock::start();
+    let (server, connections) = closing_keep_alive_server();
+    let mock_url = mock.url.clone();
+    let allowed = server.clone();
+    let gateway = Gateway::start_edited(&mock, GatewayOptions::default(), move |text| {
+        let testkit_urls = format!("allowed_urls = [\"{mock_url}\"]\ndeadline_ms = 2000");
+        text.replace(&testkit_urls, &format!("allowed_urls = [\"{mock_url}\", \"{allowed}\"]\ndeadline_ms = 2000"))
+    });
+    let payload = serde_json::json!({"url": format!("{server}/first")}).to_string();
+    for round in 0..3 {
+        let (status, body) = gateway.call("POST", "/sync/message/send", &[("recipient", "testkit"), ("entity", "fetch"), ("message", &payload)]);
+        assert_eq!(status, 200, "round {round}: {body}");
+        assert_eq!(body["status"], "delivered", "round {round}: {body}");
+        // Long enough for the server to have closed the pooled connection.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 3, "each send opened a fresh connection");
+}

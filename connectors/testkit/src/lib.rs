@@ -11,6 +11,8 @@
 //!   returns done with `{"refreshed": "ext-..."}`.
 //! - `fetch`: payload `{"url": "..."}` performs a GET through the host and returns
 //!   `{"status": N, "body": "..."}`.
+//! - `post`: payload `{"url": "...", "idempotent": bool}` performs a POST through the host, marked
+//!   idempotent or not, and returns `{"status": N}`.
 
 use std::time::Duration;
 
@@ -49,6 +51,12 @@ struct FetchPayload {
     url: String,
 }
 
+#[derive(Deserialize)]
+struct PostPayload {
+    url: String,
+    idempotent: bool,
+}
+
 fn parse<T: for<'de> Deserialize<'de>>(payload: &str) -> Result<T, ConnectorError> {
     serde_json::from_str(payload)
         .map_err(|error| ConnectorError::permanent(format!("invalid payload: {error}")).with_code("invalid_payload"))
@@ -62,7 +70,7 @@ impl PluginConnector for Testkit {
         version: env!("CARGO_PKG_VERSION"),
         description: "test connector that echoes, fails, panics, sleeps and reports pending work",
         capabilities: Capabilities(Capabilities::SEND.0 | Capabilities::REFRESH_STATUS.0),
-        entities: &["echo", "fail", "panic", "sleep", "pending", "fetch"],
+        entities: &["echo", "fail", "panic", "sleep", "pending", "fetch", "post"],
         config_schema: r#"{"type":"object","properties":{"label":{"type":"string"}},"additionalProperties":false}"#,
     };
 
@@ -103,6 +111,13 @@ impl PluginConnector for Testkit {
                 let response = self.host.http(HttpRequest::get(payload.url)).map_err(|error| error.into_connector_error())?;
                 let body = String::from_utf8_lossy(&response.body).to_string();
                 Ok(Reply::done(serde_json::json!({"status": response.status, "body": body}).to_string()))
+            }
+            "post" => {
+                let payload: PostPayload = parse(&request.payload)?;
+                let mut post = HttpRequest::post(payload.url, format!("message {}", request.message_id).into_bytes());
+                post.idempotent = payload.idempotent;
+                let response = self.host.http(post).map_err(|error| error.into_connector_error())?;
+                Ok(Reply::done(serde_json::json!({"status": response.status}).to_string()))
             }
             other => Err(ConnectorError::permanent(format!("unknown entity \"{other}\"")).with_code("unknown_entity")),
         }

@@ -75,14 +75,15 @@ impl EngineHost {
         }
 
         let started = std::time::Instant::now();
-        let response = builder.send().await.map_err(|error| classify(&error, url))?;
+        let idempotent = request.idempotent;
+        let response = builder.send().await.map_err(|error| classify(&error, url, idempotent))?;
         let status = response.status().as_u16();
         let headers: RVec<Tuple2<RString, RString>> = response
             .headers()
             .iter()
             .filter_map(|(name, value)| value.to_str().ok().map(|value| Tuple2(RString::from(name.as_str()), RString::from(value))))
             .collect();
-        let body = response.bytes().await.map_err(|error| classify(&error, url))?;
+        let body = response.bytes().await.map_err(|error| classify(&error, url, idempotent))?;
         tracing::debug!(connector = %self.connector, url = %strip_query(url), status, elapsed_ms = started.elapsed().as_millis() as u64, "plugin http request");
 
         Ok(HttpResponse { status, headers, body: RVec::from(body.to_vec()) })
@@ -103,22 +104,28 @@ pub fn strip_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
 }
 
-fn classify(error: &reqwest::Error, url: &str) -> HttpError {
-    let kind = if error.is_timeout() {
-        HttpErrorKind::TIMEOUT
-    } else if error.is_connect() {
+/// Sorts a failed exchange. A connect failure (its timeout included) sent nothing, so it stays safe
+/// to repeat. A later timeout or break of a request not marked idempotent is uncertain.
+fn classify(error: &reqwest::Error, url: &str, idempotent: bool) -> HttpError {
+    let mut kind = if error.is_connect() {
         HttpErrorKind::CONNECT
+    } else if error.is_timeout() {
+        HttpErrorKind::TIMEOUT
     } else if error.is_request() || error.is_body() || error.is_decode() {
         HttpErrorKind::INTERRUPTED
     } else {
         HttpErrorKind::OTHER
     };
+    if !idempotent && (kind == HttpErrorKind::TIMEOUT || kind == HttpErrorKind::INTERRUPTED) {
+        kind = HttpErrorKind::UNCERTAIN;
+    }
     // reqwest's Display includes the full URL, query and all: rebuild the text without it.
     let cause = std::error::Error::source(error).map(|source| source.to_string()).unwrap_or_else(|| "request failed".to_string());
     let failure = match kind {
         HttpErrorKind::TIMEOUT => "timed out",
         HttpErrorKind::CONNECT => "connection failed",
         HttpErrorKind::INTERRUPTED => "interrupted after sending",
+        HttpErrorKind::UNCERTAIN if error.is_timeout() => "timed out after sending",
         _ => "failed",
     };
     HttpError { kind, message: RString::from(format!("request to {} {failure}: {}", strip_query(url), cause.replace(url, strip_query(url)))) }

@@ -283,6 +283,7 @@ pub async fn post_reset(State(state): State<MockState>) -> StatusCode {
 /// or with 500 while failures queued by `PUT /_mock/callbacks/mode` remain.
 pub async fn receive_callback(
     State(state): State<MockState>,
+    axum::extract::Query(query): axum::extract::Query<CallbackQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -297,25 +298,25 @@ pub async fn receive_callback(
         .collect();
     let webhook_id = stored_headers["webhook-id"].clone().unwrap_or_default();
 
-    let mut runtime = state.lock();
-    let status = if runtime.callback_failures_left > 0 {
-        runtime.callback_failures_left -= 1;
-        StatusCode::INTERNAL_SERVER_ERROR
-    } else {
-        StatusCode::OK
+    let (status, failures_left) = {
+        let mut runtime = state.lock();
+        let status = if runtime.callback_failures_left > 0 {
+            runtime.callback_failures_left -= 1;
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::OK
+        };
+        if runtime.callbacks.len() >= MAX_STORED_CALLBACKS {
+            runtime.callbacks.pop_front();
+        }
+        runtime.callbacks.push_back(StoredCallback {
+            received_at: chrono::Utc::now().to_rfc3339(),
+            status: status.as_u16(),
+            headers: stored_headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+        (status, runtime.callback_failures_left)
     };
-    let failures_left = runtime.callback_failures_left;
-
-    if runtime.callbacks.len() >= MAX_STORED_CALLBACKS {
-        runtime.callbacks.pop_front();
-    }
-    runtime.callbacks.push_back(StoredCallback {
-        received_at: chrono::Utc::now().to_rfc3339(),
-        status: status.as_u16(),
-        headers: stored_headers,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    });
-    drop(runtime);
 
     info!(
         webhook_id,
@@ -323,6 +324,10 @@ pub async fn receive_callback(
         body_bytes = body.len(),
         "callback received"
     );
+    if let Some(delay_ms) = query.delay_ms {
+        // Stored first, answered late: the sender times out after its request arrived.
+        tokio::time::sleep(Duration::from_millis(delay_ms.min(MAX_SLOW_DELAY_MS))).await;
+    }
     if status == StatusCode::OK {
         return (status, Json(json!({ "received": true }))).into_response();
     }
@@ -356,6 +361,13 @@ pub async fn put_callbacks_mode(State(state): State<MockState>, body: Bytes) -> 
     state.lock().callback_failures_left = request.fail_next;
     info!(fail_next = request.fail_next, "callback failures queued");
     Json(json!({ "fail_next": request.fail_next })).into_response()
+}
+
+/// Query of `POST /_mock/callbacks`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CallbackQuery {
+    /// Answer only after this many milliseconds (at most two minutes); the request is stored first.
+    pub delay_ms: Option<u64>,
 }
 
 /// Query of `POST /_mock/redirect`.

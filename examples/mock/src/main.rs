@@ -37,7 +37,8 @@ Control endpoints:
                                  "delay_ms": 2000}   (delay_ms: slow mode only, max 120000)
   GET  /_mock/stats             AVINFO request counters, per VIN or plate, and the balance
   POST /_mock/reset             reset counters, mode, balance and stored callbacks
-  POST /_mock/callbacks         store a callback (webhook-* headers and the body)
+  POST /_mock/callbacks         store a callback (webhook-* headers and the body);
+                                ?delay_ms=N answers N ms after storing it
   GET  /_mock/callbacks         stored callbacks, newest last
   GET  /_mock/callbacks/mode
   PUT  /_mock/callbacks/mode    {"fail_next": N}: answer the next N callbacks with 500
