@@ -103,7 +103,7 @@ pub struct JobConfig {
     /// Whether the job runs. Default true.
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// Maximum run time in seconds; after it the run is abandoned and later ticks run again. Default 600.
+    /// Maximum run time in seconds; after it the run is abandoned. Default 600.
     #[serde(default = "default_job_timeout_seconds")]
     pub timeout_seconds: u64,
     /// Polls an external feed from its stored pointer.

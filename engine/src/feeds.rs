@@ -51,7 +51,9 @@ pub async fn poll(engine: &Engine, job: &PollFeedJob) -> Result<PollSummary, Str
     let Some(connector) = engine.connectors.get(&job.connector) else {
         return Err(format!("connector \"{}\" is not loaded on this instance", job.connector));
     };
-    let lease_ms = (connector.config.deadline_ms as i64) * 2 + 10_000;
+    // One batch takes at most the plugin call's deadline plus a short commit, and each commit renews
+    // the lease. A poller that died blocks its feed for about this long.
+    let lease_ms = connector.config.deadline_ms as i64 + 5_000;
     let owner = engine.instance_id.as_str();
     ensure_row(&engine.db, &job.connector, &job.feed).await.map_err(storage_error)?;
     if !acquire(&engine.db, &job.connector, &job.feed, owner, lease_ms).await.map_err(storage_error)? {

@@ -18,6 +18,13 @@ use crate::db::{job, job_run, Db};
 use crate::engine::Engine;
 use crate::ledger::{self, now_ms};
 
+/// Lease of a running job, renewed every [`JOB_HEARTBEAT`]: a run of a killed instance blocks
+/// later ticks for at most this long.
+const JOB_LEASE_MS: i64 = 15_000;
+
+/// How often a running job renews its lease.
+const JOB_HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// How often every instance checks whether another instance changed the directory mappings.
 const DIRECTORY_REFRESH: Duration = Duration::from_secs(15);
 
@@ -79,8 +86,7 @@ async fn run_job(engine: Arc<Engine>, name: String, job: JobConfig, mut shutdown
             _ = shutdown.changed() => return,
         }
         after = tick;
-        let timeout_ms = job.timeout_seconds as i64 * 1000;
-        match claim(&engine.db, &name, tick, &engine.instance_id, timeout_ms).await {
+        match claim(&engine.db, &name, tick, &engine.instance_id, JOB_LEASE_MS).await {
             Ok(true) => run_once(&engine, &name, &job, tick).await,
             Ok(false) => tracing::debug!(job = %name, tick, "tick taken by another instance or a run still going"),
             Err(error) => tracing::error!(job = %name, %error, "claiming the job's tick failed"),
@@ -94,9 +100,22 @@ async fn run_job(engine: Arc<Engine>, name: String, job: JobConfig, mut shutdown
 async fn run_once(engine: &Engine, name: &str, job: &JobConfig, tick: i64) {
     let started = now_ms();
     let timeout = Duration::from_secs(job.timeout_seconds);
-    let result = match tokio::time::timeout(timeout, execute(engine, job)).await {
-        Ok(result) => result,
-        Err(_) => Err(format!("the run exceeded timeout_seconds = {}", job.timeout_seconds)),
+    let run = tokio::time::timeout(timeout, execute(engine, job));
+    tokio::pin!(run);
+    let mut heartbeat = tokio::time::interval(JOB_HEARTBEAT);
+    heartbeat.tick().await;
+    let result = loop {
+        tokio::select! {
+            finished = &mut run => break match finished {
+                Ok(result) => result,
+                Err(_) => Err(format!("the run exceeded timeout_seconds = {}", job.timeout_seconds)),
+            },
+            _ = heartbeat.tick() => {
+                if let Err(error) = renew(&engine.db, name, &engine.instance_id, JOB_LEASE_MS).await {
+                    tracing::warn!(job = %name, %error, "renewing the job's lease failed");
+                }
+            }
+        }
     };
     let duration_ms = now_ms() - started;
     let (outcome, detail) = match &result {
@@ -154,18 +173,29 @@ async fn ensure_row(db: &Db, name: &str) -> Result<(), DbErr> {
 
 /// Claims `tick` for this instance unless an instance claimed it (or a later one) already, or a
 /// run of an earlier tick still holds the lease.
-async fn claim(db: &Db, name: &str, tick: i64, owner: &str, timeout_ms: i64) -> Result<bool, DbErr> {
+async fn claim(db: &Db, name: &str, tick: i64, owner: &str, lease_ms: i64) -> Result<bool, DbErr> {
     let now = now_ms();
     let result = job::Entity::update_many()
         .col_expr(job::Column::LastTick, Expr::value(tick))
         .col_expr(job::Column::LeaseOwner, Expr::value(owner))
-        .col_expr(job::Column::LeaseUntil, Expr::value(now + timeout_ms))
+        .col_expr(job::Column::LeaseUntil, Expr::value(now + lease_ms))
         .filter(job::Column::Name.eq(name))
         .filter(Condition::any().add(job::Column::LastTick.is_null()).add(job::Column::LastTick.lt(tick)))
         .filter(Condition::any().add(job::Column::LeaseUntil.is_null()).add(job::Column::LeaseUntil.lt(now)))
         .exec(&db.writer)
         .await?;
     Ok(result.rows_affected == 1)
+}
+
+/// Extends the lease of this instance's running job.
+async fn renew(db: &Db, name: &str, owner: &str, lease_ms: i64) -> Result<(), DbErr> {
+    job::Entity::update_many()
+        .col_expr(job::Column::LeaseUntil, Expr::value(now_ms() + lease_ms))
+        .filter(job::Column::Name.eq(name))
+        .filter(job::Column::LeaseOwner.eq(owner))
+        .exec(&db.writer)
+        .await?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
