@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use serde_json::json;
-use uig_connector_api::{ConnectorError, RemoteState, Reply, SendRequest, StatusRequest};
+use uig_connector_api::{ConnectorError, ErrorKind, RemoteState, Reply, SendRequest, StatusRequest};
 
 use crate::ledger::{now_ms, AttemptRecord, DeliveryResult};
 use crate::plugins::ConnectorHandle;
@@ -105,6 +105,13 @@ pub async fn attempt_refresh(connector: &ConnectorHandle, request: StatusRequest
     let clock = AttemptClock::start(request.message_id, "status", 1);
     let outcome = connector.refresh_status(request).await.map_err(|error| error.into_connector_error()).and_then(checked_reply);
 
-    // A failed refresh leaves the message `processing`, because the recipient may still finish it.
-    clock.settle(outcome, |_, text| DeliveryResult::Retry { error: text, next_attempt_at: 0 })
+    // A permanent error (the recipient no longer knows the message) fails it. Any other failed
+    // refresh leaves the message `processing`, because the recipient may still finish it.
+    clock.settle(outcome, |error, text| {
+        if error.kind == ErrorKind::PERMANENT {
+            DeliveryResult::Failed { error: text }
+        } else {
+            DeliveryResult::Retry { error: text, next_attempt_at: 0 }
+        }
+    })
 }

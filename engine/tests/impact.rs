@@ -250,3 +250,17 @@ fn wrong_password_fails_with_auth() {
     assert!(log.contains("impact connector ready"), "{log}");
     assert!(!log.contains(wrong_password), "the gateway log contains the password");
 }
+
+#[test]
+fn unknown_id_at_refresh_fails_message() {
+    let mock = Mock::start();
+    let gateway = start_gateway(&mock, PASSWORD);
+    let id = send_async(&gateway, "claim", r#"{"policy": "ХХХ 0123456789"}"#);
+    wait_pending(&gateway, id);
+
+    // IMPACT forgets the submission, so the status query gets 404 with IMPACT's error body.
+    control(&mock, "POST", "reset", Value::Null);
+    assert_eq!(refresh(&gateway, id), "failed");
+    let failed = get(&gateway, id);
+    assert_eq!(failed["error"]["kind"], "permanent", "{failed}");
+}
