@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::sabi_types::VersionStrings;
 
 use crate::module::{ConnectorModuleRef, INTERFACE_VERSION};
 
@@ -38,6 +39,19 @@ pub fn load_connector_module(path: &Path) -> Result<ConnectorModuleRef, LoadErro
     }
 
     let header = lib_header_from_path(path).map_err(|error| failure(describe(error)))?;
+    // abi_stable 0.11 accepts a plugin of a newer 0.x minor (0.2 in an engine of 0.1) and leaves it
+    // to the layout check; a plugin may rely on methods this engine lacks, so reject it here.
+    let plugin = header.version_strings();
+    if let (Ok(plugin), Ok(engine)) = (plugin.parsed(), VersionStrings::new(INTERFACE_VERSION).parsed()) {
+        let newer_minor = plugin.major == engine.major && plugin.minor > engine.minor;
+        if newer_minor {
+            return Err(failure(format!(
+                "was built against connector interface {}.{}.{}, newer than this engine's {INTERFACE_VERSION}: \
+                 upgrade the engine or rebuild the plugin against uig-connector-api {INTERFACE_VERSION}",
+                plugin.major, plugin.minor, plugin.patch
+            )));
+        }
+    }
     header.init_root_module::<ConnectorModuleRef>().map_err(|error| failure(describe(error)))
 }
 

@@ -11,8 +11,12 @@ use crate::types::{ConnectorError, Manifest};
 
 /// Version of this interface. A plugin loads when its major version equals the engine's (for 0.x,
 /// the minor too) and its minor version is not newer than the engine's.
-#[cfg(not(feature = "foreign-interface-version"))]
+#[cfg(not(any(feature = "foreign-interface-version", feature = "newer-interface-version")))]
 pub const INTERFACE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Version of this interface, replaced by a newer minor version for loader tests.
+#[cfg(all(feature = "newer-interface-version", not(feature = "foreign-interface-version")))]
+pub const INTERFACE_VERSION: &str = "0.99.0";
 
 /// Version of this interface, replaced by a foreign major version for loader tests.
 #[cfg(feature = "foreign-interface-version")]

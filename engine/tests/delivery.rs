@@ -399,6 +399,12 @@ fn foreign_optional_plugin_unavailable() {
 }
 
 #[test]
+fn newer_interface_plugin_unavailable() {
+    let library = common::newer_dir().join("libuig_connector_testkit.so").display().to_string();
+    assert_optional_unavailable(&library, "0.99.0, newer than this engine's 0.1.0");
+}
+
+#[test]
 fn missing_optional_plugin_unavailable() {
     let dir = tempfile::tempdir().unwrap();
     let library = dir.path().join("libuig_connector_missing.so").display().to_string();

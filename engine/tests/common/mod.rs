@@ -25,6 +25,11 @@ pub fn debug_dir() -> PathBuf {
     target_dir().join("debug")
 }
 
+/// Folder of the testkit plugin built against a newer interface minor version.
+pub fn newer_dir() -> PathBuf {
+    target_dir().join("newer-interface").join("debug")
+}
+
 /// Folder of the testkit plugin built against a foreign interface version.
 pub fn foreign_dir() -> PathBuf {
     target_dir().join("foreign-interface").join("debug")
@@ -67,6 +72,15 @@ pub fn build_artifacts() {
             "foreign-interface-version",
             "--target-dir",
             foreign_target.to_str().unwrap(),
+        ]);
+        let newer_target = target_dir().join("newer-interface");
+        cargo_build(&[
+            "-p",
+            "uig-connector-testkit",
+            "--features",
+            "newer-interface-version",
+            "--target-dir",
+            newer_target.to_str().unwrap(),
         ]);
         fs2::FileExt::unlock(&lock).unwrap();
     });
