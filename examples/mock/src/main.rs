@@ -1,4 +1,5 @@
-//! uig-mock: loopback-only mock of AVINFO and of a client's callback receiver for UIG demos.
+//! uig-mock: loopback-only mock of AVINFO, Kontur, KIAS, IMPACT and of a client's callback
+//! receiver, for UIG demos and tests.
 
 mod avinfo;
 mod catalog;
@@ -24,19 +25,32 @@ use tracing_subscriber::EnvFilter;
 
 use crate::control::MockState;
 
-const AFTER_HELP: &str = r#"AVINFO lookups:
+const AFTER_HELP: &str = r#"AVINFO lookups (docs/avinfo-api.md):
   GET  /api/v1/vehicle?key=KEY&vin=VIN     or  ?key=KEY&plate=PLATE (percent-encoded UTF-8)
        Any valid VIN or plate gets vehicle data derived from a SHA-256 of it, so equal
        requests get equal data (OSAGO dates follow today's date). VINs ending in 00000
        and plates numbered 000 (А000АА77) get 404 not_found. The balance starts at 1000
        and decreases by one per successful answer.
 
-Control endpoints:
+Kontur Medi API v2 (docs/kontur-api.md): POST /connect/token, GET /V2/parties,
+  GET /V2/events, GET and POST /V2/messages. Boxes: insurer
+  6f1c0b7e-3d2a-4c59-9a41-2b8e5d7f0a13, clinic c3a9e2d4-8b71-4f06-b5d2-7e1f9a0c4b68.
+  Control under /_mock/kontur/: POST inbox (inject documents), POST expire-tokens,
+  GET|PUT token-lifetime, GET|PUT mode, GET stats, POST reset.
+
+KIAS SOAP service (docs/kias-api.md): POST /kiasSvc.asmx (SOAP 1.1 and 1.2),
+  GET /kiasSvc.asmx?WSDL. Control under /_mock/kias/.
+
+IMPACT REST API (docs/impact-api.md) under /impact/api/v1/messages.
+  Control under /_mock/impact/: PUT mode, PUT progress, GET state, POST reset.
+
+AVINFO and callback control endpoints:
   GET  /_mock/avinfo/mode
   PUT  /_mock/avinfo/mode       {"mode": "normal|outage|no_balance|error_500|slow",
                                  "delay_ms": 2000}   (delay_ms: slow mode only, max 120000)
   GET  /_mock/stats             AVINFO request counters, per VIN or plate, and the balance
-  POST /_mock/reset             reset counters, mode, balance and stored callbacks
+  POST /_mock/reset             reset AVINFO counters, mode, balance and stored callbacks
+                                (each other system has its own /_mock/SYSTEM/reset)
   POST /_mock/callbacks         store a callback (webhook-* headers and the body);
                                 ?delay_ms=N answers N ms after storing it
   GET  /_mock/callbacks         stored callbacks, newest last
@@ -51,7 +65,7 @@ Logs go to stderr; RUST_LOG sets the level (default info)."#;
 #[command(
     name = "uig-mock",
     version,
-    about = "Mock AVINFO API and callback receiver for UIG demos and tests, loopback only",
+    about = "Mock AVINFO, Kontur, KIAS and IMPACT APIs and a callback receiver for UIG demos and tests, loopback only",
     after_help = AFTER_HELP
 )]
 struct Cli {
