@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Starts the UIG demo: builds the workspace, starts uig-mock (AVINFO) on 127.0.0.1:9090 and the
-# gateway on 127.0.0.1:8080 with embedded SQLite, creates the demo client and sends a first signed
-# call. Ctrl-C stops both. Data lives in demo-data/ at the repository root.
+# Starts the UIG demo: builds the workspace, starts uig-mock (AVINFO, Kontur, KIAS, IMPACT) on
+# 127.0.0.1:9090 and the gateway on 127.0.0.1:8080 with embedded SQLite, creates the demo client,
+# sends first signed calls and shows a Kontur document arriving. Ctrl-C stops both. Data lives in
+# demo-data/ at the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +41,19 @@ echo
 echo "== callbacks received by the mock"
 curl -s http://127.0.0.1:9090/_mock/callbacks
 echo
+echo
+echo "== a Kontur document arrives in the insurer's box; the gateway polls it within 5 s"
+curl -s -X POST http://127.0.0.1:9090/_mock/kontur/inbox -H 'content-type: application/json' \
+  -d '{"mediId": "6f1c0b7e-3d2a-4c59-9a41-2b8e5d7f0a13", "documentType": "Invoice", "text": "Счёт на оплату"}'
+echo
+sleep 7
+echo
+echo "== new messages of the demo client: the document (received) and its KIAS notification"
+./target/debug/uig call --url http://127.0.0.1:8080 --token tok-demo --secret secret-demo \
+  GET /sync/message/list-new per_page=10 order=desc
+echo
+echo "== scheduled jobs"
+./target/debug/uig jobs --config "$config"
 echo
 echo "The gateway runs on http://127.0.0.1:8080 (token tok-demo, secret secret-demo). Ctrl-C stops it."
 wait $gateway_pid
