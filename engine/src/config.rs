@@ -376,6 +376,11 @@ pub struct ConnectorConfig {
     /// URL prefixes the plugin may reach through the host HTTP client; anything else is refused.
     #[serde(default)]
     pub allowed_urls: Vec<String>,
+    /// PEM files of extra root certificates trusted for this connector's HTTPS only (for example
+    /// the Russian Trusted Root CA), besides the built-in roots. Relative paths are resolved from
+    /// the config file's directory. There is no switch that accepts invalid certificates.
+    #[serde(default)]
+    pub ca_certificates: Vec<PathBuf>,
     /// Delivery attempts before a message becomes `failed`. Default 5.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
@@ -689,6 +694,11 @@ impl Config {
         }
         for file in &mut self.directory_files {
             resolve(file);
+        }
+        for connector in self.connectors.values_mut() {
+            for file in &mut connector.ca_certificates {
+                resolve(file);
+            }
         }
     }
 

@@ -303,3 +303,100 @@ fn closed_keep_alive_connection_is_not_a_failure() {
     }
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 3, "each send opened a fresh connection");
 }
+
+/// A TLS server on loopback with a certificate from a private CA: `openssl s_server -www`.
+struct TlsServer {
+    child: std::process::Child,
+    url: String,
+    ca: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsServer {
+    fn start() -> TlsServer {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let output = std::process::Command::new("openssl").args(args).current_dir(dir.path()).output().expect("openssl runs");
+            assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        };
+        run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=UIG Test Root CA"]);
+        run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+        std::fs::write(dir.path().join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext"]);
+
+        let port = common::free_port();
+        let child = std::process::Command::new("openssl")
+            .args(["s_server", "-accept", &format!("127.0.0.1:{port}"), "-cert", "server.pem", "-key", "server.key", "-www", "-quiet"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "openssl s_server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        TlsServer { child, url: format!("https://127.0.0.1:{port}"), ca: dir.path().join("ca.pem"), _dir: dir }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a gateway whose testkit may reach the TLS server, trusting `ca` if given.
+fn gateway_for_tls(mock: &Mock, server: &TlsServer, ca: Option<&std::path::Path>) -> Gateway {
+    let mock_url = mock.url.clone();
+    let allowed = server.url.clone();
+    let ca_line = ca.map(|path| format!("ca_certificates = [\"{}\"]\n", path.display())).unwrap_or_default();
+    Gateway::start_edited(mock, GatewayOptions::default(), move |text| {
+        let testkit_urls = format!("allowed_urls = [\"{mock_url}\"]\ndeadline_ms = 2000");
+        text.replace(&testkit_urls, &format!("allowed_urls = [\"{mock_url}\", \"{allowed}\"]\n{ca_line}deadline_ms = 2000"))
+    })
+}
+
+fn fetch_over_tls(gateway: &Gateway, server: &TlsServer) -> Value {
+    let payload = serde_json::json!({"url": format!("{}/", server.url)}).to_string();
+    let (status, body) = gateway.call("POST", "/sync/message/send", &[("recipient", "testkit"), ("entity", "fetch"), ("message", &payload)]);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[test]
+fn connector_ca_certificate_is_trusted() {
+    let mock = Mock::start();
+    let server = TlsServer::start();
+
+    let untrusted = gateway_for_tls(&mock, &server, None);
+    let body = fetch_over_tls(&untrusted, &server);
+    assert_eq!(body["status"], "failed", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+    drop(untrusted);
+
+    let trusted = gateway_for_tls(&mock, &server, Some(&server.ca));
+    let body = fetch_over_tls(&trusted, &server);
+    assert_eq!(body["status"], "delivered", "{body}");
+    assert_eq!(body["data"]["status"], 200, "{body}");
+}
+
+#[test]
+fn unreadable_ca_file_names_it() {
+    let mock = Mock::start();
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("not-a-ca.pem");
+    std::fs::write(&bogus, "hello").unwrap();
+    let mut text = common::config_text(dir.path(), common::free_port(), &mock.url, &GatewayOptions::default());
+    text = text.replace("[connectors.avinfo]\n", &format!("[connectors.avinfo]\nca_certificates = [\"{}\"]\n", bogus.display()));
+    let path = dir.path().join("uig.toml");
+    std::fs::write(&path, text).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_uig")).args(["serve", "--config", path.to_str().unwrap()]).env("UIG_MASTER_KEY", common::MASTER_KEY).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("required connector \"avinfo\" cannot start"), "{stderr}");
+    assert!(stderr.contains("not-a-ca.pem"), "{stderr}");
+}

@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod messages;
+pub mod openapi;
 pub mod request;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/sync/message/status", put(messages::refresh_status))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .route("/openapi.json", get(openapi::document))
         .with_state(engine)
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {

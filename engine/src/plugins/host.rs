@@ -104,6 +104,25 @@ pub fn strip_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
 }
 
+/// Joins the causes below a reqwest error ("client error (Connect): invalid peer certificate:
+/// UnknownIssuer"), so the message names the real reason.
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Each level often repeats the one below it in parentheses; keep only new text.
+        if !causes.iter().any(|known: &String| known.contains(&text)) {
+            causes.push(text);
+        }
+        source = cause.source();
+    }
+    if causes.is_empty() {
+        return "request failed".to_string();
+    }
+    causes.join(": ")
+}
+
 /// Sorts a failed exchange. A connect failure (its timeout included) sent nothing, so it stays safe
 /// to repeat. A later timeout or break of a request not marked idempotent is uncertain.
 fn classify(error: &reqwest::Error, url: &str, idempotent: bool) -> HttpError {
@@ -120,7 +139,7 @@ fn classify(error: &reqwest::Error, url: &str, idempotent: bool) -> HttpError {
         kind = HttpErrorKind::UNCERTAIN;
     }
     // reqwest's Display includes the full URL, query and all: rebuild the text without it.
-    let cause = std::error::Error::source(error).map(|source| source.to_string()).unwrap_or_else(|| "request failed".to_string());
+    let cause = error_chain(error);
     let failure = match kind {
         HttpErrorKind::TIMEOUT => "timed out",
         HttpErrorKind::CONNECT => "connection failed",

@@ -81,10 +81,19 @@ impl Connectors {
     ) -> anyhow::Result<Connectors> {
         let mut connectors = Connectors::default();
         for (name, connector_config) in config.connectors.iter().filter(|(_, c)| c.enabled) {
+            let http = match connector_http(&http, &connector_config.ca_certificates) {
+                Ok(http) => http,
+                Err(reason) if connector_config.required => anyhow::bail!("required connector \"{name}\" cannot start: {reason}"),
+                Err(reason) => {
+                    tracing::error!(connector = %name, %reason, "optional connector unavailable");
+                    connectors.unavailable.insert(name.clone(), Unavailable { name: name.clone(), reason });
+                    continue;
+                }
+            };
             let host = EngineHost {
                 connector: Arc::from(name.as_str()),
                 runtime: tokio::runtime::Handle::current(),
-                http: http.clone(),
+                http,
                 http_timeout: Duration::from_millis(connector_config.http_timeout_ms),
                 allowed_urls: connector_config.allowed_urls.clone().into(),
                 cache: cache.clone(),
@@ -137,6 +146,27 @@ impl Connectors {
     pub fn all(&self) -> impl Iterator<Item = &Arc<ConnectorHandle>> {
         self.loaded.values()
     }
+}
+
+/// Returns the shared client, or for a connector with extra root certificates its own client that
+/// trusts them besides the built-in roots.
+fn connector_http(shared: &reqwest::Client, ca_certificates: &[std::path::PathBuf]) -> Result<reqwest::Client, String> {
+    if ca_certificates.is_empty() {
+        return Ok(shared.clone());
+    }
+    let mut builder = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).redirect(reqwest::redirect::Policy::none());
+    for path in ca_certificates {
+        let pem = std::fs::read(path).map_err(|error| format!("cannot read CA certificate file {}: {error}", path.display()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|error| format!("CA certificate file {} is not PEM: {error}", path.display()))?;
+        if certificates.is_empty() {
+            return Err(format!("CA certificate file {} contains no certificate: give a PEM file with BEGIN CERTIFICATE blocks", path.display()));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().map_err(|error| format!("cannot build the HTTP client with the CA certificates: {error}"))
 }
 
 fn load_one(config: &Config, name: &str, connector_config: &ConnectorConfig, host: EngineHost) -> Result<ConnectorHandle, String> {
