@@ -275,6 +275,14 @@ impl Gateway {
         self.child = Some(child);
     }
 
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the gateway is running");
+        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -TERM failed");
+        child.wait().unwrap()
+    }
+
     /// Stops the server process with SIGKILL.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
