@@ -21,6 +21,8 @@ pub struct Engine {
     pub connectors: Connectors,
     pub clients: ClientRegistry,
     pub directories: DirectoryMap,
+    /// Group commit of accepted messages.
+    pub intake: crate::intake::Intake,
     /// Per-client request rate and the delivery queue bound.
     pub limits: crate::limits::Limits,
     /// Cache of external data shared by the connector hosts.
@@ -79,6 +81,7 @@ impl Engine {
         Ok(Arc::new(Engine {
             clients: ClientRegistry::new(db.clone(), key),
             limits: crate::limits::Limits::new(&config.limits),
+            intake: crate::intake::Intake::start(db.clone()),
             pools: config.pool_concurrency().into_iter().map(|(name, _)| (name, Arc::new(Notify::new()))).collect(),
             config,
             db,

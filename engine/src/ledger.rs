@@ -88,13 +88,57 @@ struct IdRow {
 
 /// Stores a message unless the same client already sent the same request hash or idempotency key.
 pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) -> Result<Stored, DbErr> {
-    if let Some(existing) = find_repeat(db, &new, idempotency_since).await? {
+    if let Some(existing) = find_repeat(&db.writer, &new, idempotency_since).await? {
         return Ok(Stored::Existing(existing));
     }
 
+    let model = new_model(&new, now_ms());
+
+    match insert_with_sequence(db, model).await {
+        Ok(stored) => Ok(Stored::Created(stored)),
+        // A concurrent request with the same hash or key won the unique index, so return its message.
+        Err(error) if is_unique_violation(&error) => match find_repeat(&db.writer, &new, 0).await? {
+            Some(existing) => Ok(Stored::Existing(existing)),
+            None => Err(error),
+        },
+        Err(error) => Err(error),
+    }
+}
+
+/// Stores a batch of messages in one transaction, so that one commit (one fsync) makes them all
+/// durable; returns one result per message, in order. Repeats are found as in [`insert_message`],
+/// also among earlier messages of the same batch. If the transaction fails, nothing is stored.
+///
+/// NOTE: on SQLite the single writer connection serializes batches. A backend with concurrent
+/// writers must lock each client's last row to keep the sequence dense.
+pub async fn insert_batch(db: &Db, batch: &[NewMessage], idempotency_since: i64) -> Result<Vec<Stored>, DbErr> {
     let now = now_ms();
+    let transaction = db.writer.begin().await?;
+    let mut results = Vec::with_capacity(batch.len());
+    let mut next_seq: std::collections::HashMap<i32, i64> = std::collections::HashMap::new();
+    for new in batch {
+        if let Some(existing) = find_repeat(&transaction, new, idempotency_since).await? {
+            results.push(Stored::Existing(existing));
+            continue;
+        }
+        let seq = match next_seq.get(&new.client_id) {
+            Some(seq) => *seq,
+            None => last_sequence(&transaction, new.client_id).await? + 1,
+        };
+        let mut model = new_model(new, now);
+        model.client_seq = Set(seq);
+        let stored = model.insert(&transaction).await?;
+        next_seq.insert(new.client_id, seq + 1);
+        results.push(Stored::Created(stored));
+    }
+    transaction.commit().await?;
+    Ok(results)
+}
+
+/// Builds the row of a new outbound message stored at `now`.
+fn new_model(new: &NewMessage, now: i64) -> message::ActiveModel {
     let next_attempt_at = (new.status == Status::Queued).then_some(now);
-    let model = message::ActiveModel {
+    message::ActiveModel {
         client_id: Set(new.client_id),
         client_seq: Set(0),
         direction: Set("outbound".to_string()),
@@ -120,16 +164,6 @@ pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) ->
         updated_at: Set(now),
         pool: Set(new.pool.clone()),
         ..Default::default()
-    };
-
-    match insert_with_sequence(db, model).await {
-        Ok(stored) => Ok(Stored::Created(stored)),
-        // A concurrent request with the same hash or key won the unique index, so return its message.
-        Err(error) if is_unique_violation(&error) => match find_repeat(db, &new, 0).await? {
-            Some(existing) => Ok(Stored::Existing(existing)),
-            None => Err(error),
-        },
-        Err(error) => Err(error),
     }
 }
 
@@ -149,6 +183,12 @@ async fn insert_with_sequence(db: &Db, model: message::ActiveModel) -> Result<me
 /// that no other insert takes the same sequence number in between.
 pub async fn insert_sequenced<C: ConnectionTrait>(connection: &C, mut model: message::ActiveModel) -> Result<message::Model, DbErr> {
     let client_id = model.client_id.clone().unwrap();
+    model.client_seq = Set(last_sequence(connection, client_id).await? + 1);
+    model.insert(connection).await
+}
+
+/// Returns the client's highest sequence number, 0 when it has no message.
+async fn last_sequence<C: ConnectionTrait>(connection: &C, client_id: i32) -> Result<i64, DbErr> {
     let last: Option<i64> = message::Entity::find()
         .select_only()
         .column(message::Column::ClientSeq)
@@ -158,8 +198,7 @@ pub async fn insert_sequenced<C: ConnectionTrait>(connection: &C, mut model: mes
         .into_tuple()
         .one(connection)
         .await?;
-    model.client_seq = Set(last.unwrap_or(0) + 1);
-    model.insert(connection).await
+    Ok(last.unwrap_or(0))
 }
 
 fn is_unique_violation(error: &DbErr) -> bool {
@@ -167,13 +206,13 @@ fn is_unique_violation(error: &DbErr) -> bool {
     text.contains("UNIQUE constraint failed") || text.contains("Duplicate entry") || text.contains("duplicate key")
 }
 
-async fn find_repeat(db: &Db, new: &NewMessage, idempotency_since: i64) -> Result<Option<message::Model>, DbErr> {
+async fn find_repeat<C: ConnectionTrait>(connection: &C, new: &NewMessage, idempotency_since: i64) -> Result<Option<message::Model>, DbErr> {
     if let Some(key) = &new.idempotency_key {
         let found = message::Entity::find()
             .filter(message::Column::ClientId.eq(new.client_id))
             .filter(message::Column::IdempotencyKey.eq(key.as_str()))
             .filter(message::Column::CreatedAt.gte(idempotency_since))
-            .one(&db.writer)
+            .one(connection)
             .await?;
         if found.is_some() {
             return Ok(found);
@@ -183,7 +222,7 @@ async fn find_repeat(db: &Db, new: &NewMessage, idempotency_since: i64) -> Resul
         return message::Entity::find()
             .filter(message::Column::ClientId.eq(new.client_id))
             .filter(message::Column::RequestHash.eq(hash.as_str()))
-            .one(&db.writer)
+            .one(connection)
             .await;
     }
     Ok(None)

@@ -639,3 +639,32 @@ fn concurrent_sends_on_sqlite() {
     assert_eq!(gateway.count_messages(), 100);
     assert!(!gateway.log().contains("database is locked"), "the gateway log mentions \"database is locked\"");
 }
+
+#[test]
+fn concurrent_repeats_store_one_message() {
+    let (_mock, gateway) = start();
+    let gateway = Arc::new(gateway);
+    let signed = Arc::new(gateway.sign("POST", "/async/message/send", &[("recipient", "testkit"), ("entity", "echo"), ("message", r#"{"n":1}"#)]));
+    let barrier = Arc::new(Barrier::new(20));
+
+    // Twenty copies of one signed request arrive together, so most of them share a commit batch.
+    let answers: Vec<(u16, Value)> = (0..20)
+        .map(|_| {
+            let (gateway, signed, barrier) = (gateway.clone(), signed.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                gateway.send_raw("POST", "/async/message/send", &signed, &[])
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .collect();
+
+    let ids: std::collections::HashSet<i64> = answers.iter().map(|(status, body)| {
+        assert_eq!(*status, 202, "{body}");
+        id_of(body)
+    }).collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    assert_eq!(gateway.count_messages(), 1);
+}

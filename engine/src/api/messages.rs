@@ -190,7 +190,7 @@ async fn store(engine: &Engine, request: &SignedRequest, send: &SendParams, stat
         lease: (status == Status::Processing).then(|| (engine.instance_id.clone(), engine.config.worker.lease_seconds as i64 * 1000)),
     };
     let since = ledger::now_ms() - IDEMPOTENCY_WINDOW_MS;
-    ledger::insert_message(&engine.db, new, since).await.map_err(|error| storage_failure(error, request))
+    engine.intake.store(new, since).await.map_err(|error| storage_failure(error, request))
 }
 
 /// `POST /async/message/send`: stores the message for the worker and returns 202.
