@@ -25,7 +25,7 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
         if *shutdown.borrow() {
             break;
         }
-        let claimed = match ledger::claim_due_callbacks(&engine.db, 32, lease_ms).await {
+        let claimed = match ledger::claim_due_callbacks(&engine.db, 128, lease_ms).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::error!(%error, "claiming due callbacks failed");
@@ -90,16 +90,16 @@ async fn deliver(engine: &Engine, message: message::Model) {
     let stored = match outcome {
         Ok(status) => {
             tracing::info!(message_id = message.id, attempt, status, "callback delivered");
-            ledger::finish_callback(&engine.db, record("ok", None), "delivered", None).await
+            engine.finisher.callback(record("ok", None), "delivered", None).await
         }
         Err(error) if attempt >= engine.config.callbacks.max_attempts => {
             tracing::warn!(message_id = message.id, attempt, %error, "callback failed, attempts exhausted");
-            ledger::finish_callback(&engine.db, record("failed", Some(error)), "failed", None).await
+            engine.finisher.callback(record("failed", Some(error)), "failed", None).await
         }
         Err(error) => {
             let delay = retry::backoff_ms(&engine.config.callbacks.retry, attempt + 1, None) as i64;
             tracing::info!(message_id = message.id, attempt, %error, retry_in_ms = delay, "callback failed, will retry");
-            ledger::finish_callback(&engine.db, record("retry", Some(error)), "pending", Some(now_ms() + delay)).await
+            engine.finisher.callback(record("retry", Some(error)), "pending", Some(now_ms() + delay)).await
         }
     };
     if let Err(error) = stored {

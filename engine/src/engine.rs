@@ -23,6 +23,8 @@ pub struct Engine {
     pub directories: DirectoryMap,
     /// Group commit of accepted messages.
     pub intake: crate::intake::Intake,
+    /// Group commit of delivery and callback results.
+    pub finisher: crate::finisher::Finisher,
     /// Per-client request rate and the delivery queue bound.
     pub limits: crate::limits::Limits,
     /// Cache of external data shared by the connector hosts.
@@ -82,6 +84,7 @@ impl Engine {
             clients: ClientRegistry::new(db.clone(), key),
             limits: crate::limits::Limits::new(&config.limits),
             intake: crate::intake::Intake::start(db.clone()),
+            finisher: crate::finisher::Finisher::start(db.clone()),
             pools: config.pool_concurrency().into_iter().map(|(name, _)| (name, Arc::new(Notify::new()))).collect(),
             config,
             db,

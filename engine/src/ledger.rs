@@ -359,39 +359,31 @@ pub async fn claim_due(db: &Db, owner: &str, pool: &str, limit: u64, lease_ms: i
         .add(
             Condition::all()
                 .add(message::Column::Status.eq(Status::Processing.as_str()))
-                .add(message::Column::LeaseUntil.is_not_null())
+                .add(message::Column::LeaseOwner.is_not_null())
                 .add(message::Column::LeaseUntil.lt(now)),
         );
-
     let due = Condition::all().add(message::Column::Pool.eq(pool)).add(due);
-
-    let candidates = message::Entity::find()
-        .select_only()
+    let candidates = Query::select()
         .column(message::Column::Id)
-        .filter(due.clone())
-        .order_by_asc(message::Column::Id)
+        .from(message::Entity)
+        .cond_where(due.clone())
+        .order_by(message::Column::Id, Order::Asc)
         .limit(limit)
-        .into_model::<IdRow>()
-        .all(&db.writer)
-        .await?;
+        .to_owned();
 
-    let mut claimed = Vec::with_capacity(candidates.len());
-    for candidate in candidates {
-        let result = message::Entity::update_many()
-            .col_expr(message::Column::Status, Expr::value(Status::Processing.as_str()))
-            .col_expr(message::Column::LeaseOwner, Expr::value(owner))
-            .col_expr(message::Column::LeaseUntil, Expr::value(now + lease_ms))
-            .col_expr(message::Column::UpdatedAt, Expr::value(now))
-            .filter(message::Column::Id.eq(candidate.id))
-            .filter(due.clone())
-            .exec(&db.writer)
-            .await?;
-        if result.rows_affected == 1 {
-            if let Some(model) = message::Entity::find_by_id(candidate.id).one(&db.writer).await? {
-                claimed.push(model);
-            }
-        }
-    }
+    // One statement claims the whole batch: it is atomic, so two workers never hold one message.
+    // NOTE: UPDATE ... RETURNING exists on SQLite and PostgreSQL; MariaDB needs a
+    // SELECT ... FOR UPDATE SKIP LOCKED transaction instead.
+    let mut claimed = message::Entity::update_many()
+        .col_expr(message::Column::Status, Expr::value(Status::Processing.as_str()))
+        .col_expr(message::Column::LeaseOwner, Expr::value(owner))
+        .col_expr(message::Column::LeaseUntil, Expr::value(now + lease_ms))
+        .col_expr(message::Column::UpdatedAt, Expr::value(now))
+        .filter(message::Column::Id.in_subquery(candidates))
+        .filter(due)
+        .exec_with_returning(&db.writer)
+        .await?;
+    claimed.sort_by_key(|message| message.id);
     Ok(claimed)
 }
 
@@ -414,9 +406,17 @@ pub enum DeliveryResult {
 /// Returns false when the lease was lost meanwhile (another worker re-claimed the message), in
 /// which case nothing is changed but the attempt row.
 pub async fn finish_delivery(db: &Db, owner: &str, attempt: AttemptRecord, result: DeliveryResult) -> Result<bool, DbErr> {
+    let transaction = db.writer.begin().await?;
+    let held = finish_delivery_on(&transaction, owner, attempt, result).await?;
+    transaction.commit().await?;
+    Ok(held)
+}
+
+/// Does the work of [`finish_delivery`] on `connection`, inside the caller's transaction.
+pub async fn finish_delivery_on<C: ConnectionTrait>(connection: &C, owner: &str, attempt: AttemptRecord, result: DeliveryResult) -> Result<bool, DbErr> {
     let now = now_ms();
     let message_id = attempt.message_id;
-    insert_attempt(&db.writer, attempt).await?;
+    insert_attempt(connection, attempt).await?;
 
     let mut update = message::Entity::update_many()
         .col_expr(message::Column::Attempts, Expr::col(message::Column::Attempts).add(1))
@@ -452,7 +452,7 @@ pub async fn finish_delivery(db: &Db, owner: &str, attempt: AttemptRecord, resul
     let result = update
         .filter(message::Column::Id.eq(message_id))
         .filter(message::Column::LeaseOwner.eq(owner))
-        .exec(&db.writer)
+        .exec(connection)
         .await?;
     Ok(result.rows_affected == 1)
 }
@@ -557,39 +557,39 @@ pub async fn claim_due_callbacks(db: &Db, limit: u64, lease_ms: i64) -> Result<V
     let due = Condition::all()
         .add(message::Column::CallbackState.eq("pending"))
         .add(message::Column::CallbackNextAt.lte(now));
-    let candidates = message::Entity::find()
-        .filter(due.clone())
-        .order_by_asc(message::Column::CallbackNextAt)
+    let candidates = Query::select()
+        .column(message::Column::Id)
+        .from(message::Entity)
+        .cond_where(due.clone())
+        .order_by(message::Column::CallbackNextAt, Order::Asc)
         .limit(limit)
-        .all(&db.writer)
-        .await?;
-
-    let mut claimed = Vec::with_capacity(candidates.len());
-    for candidate in candidates {
-        let result = message::Entity::update_many()
-            .col_expr(message::Column::CallbackNextAt, Expr::value(now + lease_ms))
-            .filter(message::Column::Id.eq(candidate.id))
-            .filter(due.clone())
-            .exec(&db.writer)
-            .await?;
-        if result.rows_affected == 1 {
-            claimed.push(candidate);
-        }
-    }
-    Ok(claimed)
+        .to_owned();
+    message::Entity::update_many()
+        .col_expr(message::Column::CallbackNextAt, Expr::value(now + lease_ms))
+        .filter(message::Column::Id.in_subquery(candidates))
+        .filter(due)
+        .exec_with_returning(&db.writer)
+        .await
 }
 
 /// Records a callback attempt and sets the callback's next state: `delivered`, `failed`, or
 /// `pending` again at `next_at`.
 pub async fn finish_callback(db: &Db, attempt: AttemptRecord, state: &str, next_at: Option<i64>) -> Result<(), DbErr> {
+    let transaction = db.writer.begin().await?;
+    finish_callback_on(&transaction, attempt, state, next_at).await?;
+    transaction.commit().await
+}
+
+/// Does the work of [`finish_callback`] on `connection`, inside the caller's transaction.
+pub async fn finish_callback_on<C: ConnectionTrait>(connection: &C, attempt: AttemptRecord, state: &str, next_at: Option<i64>) -> Result<(), DbErr> {
     let message_id = attempt.message_id;
-    insert_attempt(&db.writer, attempt).await?;
+    insert_attempt(connection, attempt).await?;
     message::Entity::update_many()
         .col_expr(message::Column::CallbackState, Expr::value(state))
         .col_expr(message::Column::CallbackNextAt, Expr::value(next_at))
         .col_expr(message::Column::CallbackAttempts, Expr::col(message::Column::CallbackAttempts).add(1))
         .filter(message::Column::Id.eq(message_id))
-        .exec(&db.writer)
+        .exec(connection)
         .await?;
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod directory;
 pub mod engine;
 pub mod feeds;
+pub mod finisher;
 pub mod intake;
 pub mod ledger;
 pub mod limits;

@@ -126,7 +126,7 @@ async fn deliver(engine: &Engine, message: message::Model) {
 }
 
 async fn finish(engine: &Engine, message_id: i64, record: AttemptRecord, result: DeliveryResult) {
-    match ledger::finish_delivery(&engine.db, &engine.instance_id, record, result).await {
+    match engine.finisher.delivery(&engine.instance_id, record, result).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!(message_id, "lease lost before the result was stored; another worker owns the message"),
         // The lease stays; the message is claimed again when it runs out.
