@@ -40,7 +40,7 @@ pub fn load_connector_module(path: &Path) -> Result<ConnectorModuleRef, LoadErro
 
     let header = lib_header_from_path(path).map_err(|error| failure(describe(error)))?;
     // abi_stable 0.11 accepts a plugin of a newer 0.x minor (0.2 in an engine of 0.1) and leaves it
-    // to the layout check; a plugin may rely on methods this engine lacks, so reject it here.
+    // to the layout check. Such a plugin may rely on methods this engine lacks, so reject it here.
     let plugin = header.version_strings();
     if let (Ok(plugin), Ok(engine)) = (plugin.parsed(), VersionStrings::new(INTERFACE_VERSION).parsed()) {
         let newer_minor = plugin.major == engine.major && plugin.minor > engine.minor;

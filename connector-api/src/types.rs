@@ -316,8 +316,8 @@ pub struct DirectoryEntry {
     pub name: RString,
     /// Code of the parent entry in a hierarchical directory.
     pub parent: ROption<RString>,
-    /// A second code of the entry, when the system keeps one beside its key (KIAS keeps a numeric
-    /// ISN as the key and a short `CODE` such as `VAZ`); the engine links other connectors'
+    /// A second code of the entry, when the system keeps one beside its key. KIAS keeps a numeric
+    /// ISN as the key and a short `CODE` such as `VAZ`. The engine links other connectors'
     /// directories through it.
     pub alt_code: ROption<RString>,
 }

@@ -127,7 +127,7 @@ async fn post(engine: &Engine, message: &message::Model) -> Result<u16, String> 
     let body = callback_body(message);
     let timestamp = chrono::Utc::now().timestamp();
     let webhook_id = message.id.to_string();
-    // One signature per active secret, space-separated: a receiver that knows either one accepts it.
+    // One signature per active secret, space-separated: a receiver with either secret accepts it.
     let signature = client
         .active_secrets()
         .map(|secret| signature::webhook_signature(secret.as_bytes(), &webhook_id, timestamp, &body))

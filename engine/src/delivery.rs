@@ -105,7 +105,7 @@ pub async fn attempt_refresh(connector: &ConnectorHandle, request: StatusRequest
     let clock = AttemptClock::start(request.message_id, "status", 1);
     let outcome = connector.refresh_status(request).await.map_err(|error| error.into_connector_error()).and_then(checked_reply);
 
-    // A permanent error (the recipient no longer knows the message) fails it. Any other failed
+    // A permanent error (the recipient has no record of the message) fails it. Any other failed
     // refresh leaves the message `processing`, because the recipient may still finish it.
     clock.settle(outcome, |error, text| {
         if error.kind == ErrorKind::PERMANENT {

@@ -14,7 +14,7 @@ const QUEUE: usize = 4096;
 
 /// One result to store.
 enum Outcome {
-    /// A delivery attempt; the reply tells whether `owner` still held the lease.
+    /// A delivery attempt; the reply is false when `owner` no longer had the lease.
     Delivery { owner: String, attempt: AttemptRecord, result: DeliveryResult, reply: oneshot::Sender<Result<bool, String>> },
     /// A callback attempt and the callback's next state.
     Callback { attempt: AttemptRecord, state: &'static str, next_at: Option<i64>, reply: oneshot::Sender<Result<bool, String>> },
@@ -83,8 +83,8 @@ async fn run(db: Db, mut receiver: mpsc::Receiver<Outcome>) {
                     let _ = reply.send(Ok(held));
                 }
             }
-            // The senders of a failed batch see their reply channel dropped: their leases run
-            // out and the messages are claimed again, so nothing is lost.
+            // The senders of a failed batch get no reply, and the rows keep their leases, which
+            // run out so that the messages are claimed and delivered again (at least once).
             Err(error) => tracing::error!(%error, "storing a batch of results failed; the leases expire and the work is redone"),
         }
     }

@@ -1,5 +1,5 @@
 //! Group commit of accepted messages: concurrent sends are stored together in one transaction, so
-//! one fsync makes a whole batch durable, and each request is answered only after that commit.
+//! one fsync makes a whole batch durable, and each response is sent only after that commit.
 
 use tokio::sync::{mpsc, oneshot};
 

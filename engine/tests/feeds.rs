@@ -1,4 +1,4 @@
-//! Feed tests against the real binary, the real Kontur plugin and the mock Kontur: inbound
+//! Feed tests against the real binary, the real Kontur plugin and the mock Kontur. They cover
 //! documents routed to an inbox and forwarded, events sharing a timestamp, the stored pointer
 //! across kill -9 and restarts, an empty batch, and a pointer the system rejects.
 

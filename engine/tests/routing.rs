@@ -1,6 +1,6 @@
 //! Routing and directory synchronisation across connectors, against the real binary, the real
-//! plugins and the mocks: a new Kontur document lands in a client's inbox and produces a KIAS
-//! notification in its own pool, and a KIAS directory sync feeds the mapping AVINFO replies use.
+//! plugins and the mocks. A new Kontur document lands in a client's inbox and produces a KIAS
+//! notification in its own pool. A KIAS directory sync feeds the mapping that AVINFO replies use.
 
 mod common;
 

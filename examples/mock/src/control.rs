@@ -325,7 +325,7 @@ pub async fn receive_callback(
         "callback received"
     );
     if let Some(delay_ms) = query.delay_ms {
-        // Stored first, answered late: the sender times out after its request arrived.
+        // Stored first, responded to late: the sender times out after its request arrived.
         tokio::time::sleep(Duration::from_millis(delay_ms.min(MAX_SLOW_DELAY_MS))).await;
     }
     if status == StatusCode::OK {
@@ -366,14 +366,14 @@ pub async fn put_callbacks_mode(State(state): State<MockState>, body: Bytes) -> 
 /// Query of `POST /_mock/callbacks`.
 #[derive(Debug, Default, Deserialize)]
 pub struct CallbackQuery {
-    /// Answer only after this many milliseconds (at most two minutes); the request is stored first.
+    /// Delay of the response in milliseconds (at most two minutes); the request is stored first.
     pub delay_ms: Option<u64>,
 }
 
 /// Query of `POST /_mock/redirect`.
 #[derive(Debug, Deserialize)]
 pub struct RedirectQuery {
-    /// Status to answer with: 301, 302, 303, 307 or 308.
+    /// Status of the response: 301, 302, 303, 307 or 308.
     pub status: u16,
     /// Value of the `Location` header.
     pub to: String,
