@@ -227,7 +227,7 @@ fn stored_callbacks(mock: &Mock) -> usize {
     callbacks.as_array().unwrap().len()
 }
 
-/// Sends a testkit `post` to the mock's sink, which stores it and answers only after 2 s, while
+/// Sends a testkit `post` to the mock's sink, which stores it and responds only after 2 s, while
 /// the connector's HTTP timeout is 500 ms.
 fn post_that_times_out(idempotent: bool) -> (Mock, Gateway, Value) {
     let mock = Mock::start();
@@ -258,7 +258,7 @@ fn idempotent_post_timeout_is_retried() {
     assert_eq!(stored_callbacks(&mock), 3);
 }
 
-/// Serves `GET` on a raw socket: answers each request with keep-alive, then closes the connection
+/// Serves `GET` on a raw socket: responds to each request with keep-alive, then closes the connection
 /// 100 ms later without saying so, as servers with a short idle timeout do.
 fn closing_keep_alive_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{Read, Write};
@@ -399,4 +399,43 @@ fn unreadable_ca_file_names_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("required connector \"avinfo\" cannot start"), "{stderr}");
     assert!(stderr.contains("not-a-ca.pem"), "{stderr}");
+}
+
+#[test]
+fn long_target_and_headers_are_rejected() {
+    let mock = Mock::start();
+    let gateway = Gateway::start(&mock);
+    let client = reqwest::blocking::Client::new();
+
+    let long_query = format!("{}/sync/message/list-new?per_page=10&pad={}", gateway.url, "a".repeat(9000));
+    let response = client.get(long_query).header("accept-language", "en").send().unwrap();
+    assert_eq!(response.status().as_u16(), 414);
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["error"]["code"], "uri_too_long");
+    assert!(body["error"]["message"].as_str().unwrap().contains("POST body"), "{body}");
+
+    let mut request = client.get(format!("{}/health/live", gateway.url));
+    for index in 0..20 {
+        request = request.header(format!("x-padding-{index}"), "b".repeat(1000));
+    }
+    let response = request.send().unwrap();
+    assert_eq!(response.status().as_u16(), 431);
+    let body: Value = response.json().unwrap();
+    assert_eq!(body["error"]["code"], "headers_too_large");
+}
+
+#[test]
+fn sigterm_finishes_in_flight_delivery() {
+    let mock = Mock::start();
+    let mut gateway = Gateway::start(&mock);
+    let id = accepted(&gateway, "sleep", r#"{"ms": 1500}"#, None);
+    wait_until("the delivery to start", WAIT, || show(&gateway, id).contains("status processing"));
+
+    let started = Instant::now();
+    let status = gateway.terminate();
+    assert!(status.success(), "exit status {status}");
+    assert!(started.elapsed() >= Duration::from_millis(500), "the gateway left before the delivery finished");
+    let output = show(&gateway, id);
+    assert!(output.contains("status delivered  attempts 1"), "{output}");
+    assert!(gateway.log().contains("delivery worker stopped"), "{}", gateway.log());
 }

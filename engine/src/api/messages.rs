@@ -235,6 +235,7 @@ pub async fn send_sync(State(engine): State<Arc<Engine>>, request: SignedRequest
     }
     let stored = store(&engine, &request, &send, Status::Processing).await?;
 
+    let replayed = matches!(stored, Stored::Existing(_));
     let message = match stored {
         Stored::Existing(message) => message,
         Stored::Created(message) => {
@@ -255,7 +256,11 @@ pub async fn send_sync(State(engine): State<Arc<Engine>>, request: SignedRequest
     if message.error.is_some() {
         body["error"] = raw_json(&message.error);
     }
-    Ok((StatusCode::OK, Json(body)).into_response())
+    let mut response = (StatusCode::OK, Json(body)).into_response();
+    if replayed {
+        response.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
 
 fn read_list_query(request: &SignedRequest, unread_only: bool) -> Result<ListQuery, ApiError> {

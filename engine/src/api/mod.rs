@@ -1,6 +1,7 @@
 //! The HTTP API: routes, health endpoints and request ids.
 
 pub mod error;
+pub mod guard;
 pub mod messages;
 pub mod openapi;
 pub mod request;
@@ -38,6 +39,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
                 tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
             }),
         )
+        .layer(axum::middleware::from_fn(guard::limit_request_head))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
