@@ -79,7 +79,10 @@ fn kontur_document_notifies_kias() {
     assert!(params.contains(INSURER_BOX), "{params}");
     assert!(params.contains("Invoice"), "{params}");
 
-    let rows = with_db(&gateway, async |db| message::Entity::find().all(&db.reader).await.unwrap());
+    // KIAS got the calls; the results reach the ledger a moment later.
+    let rows = || with_db(&gateway, async |db| message::Entity::find().all(&db.reader).await.unwrap());
+    wait_until("the forwarded messages delivered", WAIT, || rows().iter().filter(|row| row.recipient == "kias" && row.status == "delivered").count() == 2);
+    let rows = rows();
     let inbound: Vec<_> = rows.iter().filter(|row| row.direction == "inbound").collect();
     let forwarded: Vec<_> = rows.iter().filter(|row| row.recipient == "kias").collect();
     assert_eq!(inbound.len(), 2);
