@@ -3,7 +3,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::Db;
+use crate::db::{message, Db};
 use crate::ledger::{self, AttemptRecord, DeliveryResult};
 
 /// Largest number of results stored in one transaction.
@@ -18,6 +18,14 @@ enum Outcome {
     Delivery { owner: String, attempt: AttemptRecord, result: DeliveryResult, reply: oneshot::Sender<Result<bool, String>> },
     /// A callback attempt and the callback's next state.
     Callback { attempt: AttemptRecord, state: &'static str, next_at: Option<i64>, reply: oneshot::Sender<Result<bool, String>> },
+    /// The one attempt of a sync send; the reply is the stored message.
+    Sync { attempt: AttemptRecord, result: DeliveryResult, reply: oneshot::Sender<Result<message::Model, String>> },
+}
+
+/// A stored outcome waiting for its batch's commit before its reply is sent.
+enum Done {
+    Flag(oneshot::Sender<Result<bool, String>>, bool),
+    Message(oneshot::Sender<Result<message::Model, String>>, message::Model),
 }
 
 /// Handle of the group-commit task for results.
@@ -47,9 +55,16 @@ impl Finisher {
         self.submit(Outcome::Callback { attempt, state, next_at, reply }, answer).await.map(|_| ())
     }
 
-    async fn submit(&self, outcome: Outcome, answer: oneshot::Receiver<Result<bool, String>>) -> Result<bool, String> {
+    /// Stores the attempt of a sync send and its result as [`ledger::finish_sync`] does, in the
+    /// next batch, and returns the stored message.
+    pub async fn sync(&self, attempt: AttemptRecord, result: DeliveryResult) -> Result<message::Model, String> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Outcome::Sync { attempt, result, reply }, answer).await
+    }
+
+    async fn submit<T>(&self, outcome: Outcome, answer: oneshot::Receiver<Result<T, String>>) -> Result<T, String> {
         self.sender.send(outcome).await.map_err(|_| "the result task has stopped".to_string())?;
-        answer.await.map_err(|_| "the result task dropped the result".to_string())?
+        answer.await.map_err(|_| "the result task dropped the result; its batch was not stored".to_string())?
     }
 }
 
@@ -65,11 +80,15 @@ async fn run(db: Db, mut receiver: mpsc::Receiver<Outcome>) {
                 match outcome {
                     Outcome::Delivery { owner, attempt, result, reply } => {
                         let held = ledger::finish_delivery_on(&transaction, &owner, attempt, result).await?;
-                        replies.push((reply, held));
+                        replies.push(Done::Flag(reply, held));
                     }
                     Outcome::Callback { attempt, state, next_at, reply } => {
                         ledger::finish_callback_on(&transaction, attempt, state, next_at).await?;
-                        replies.push((reply, true));
+                        replies.push(Done::Flag(reply, true));
+                    }
+                    Outcome::Sync { attempt, result, reply } => {
+                        let stored = ledger::finish_sync_on(&transaction, attempt, result).await?;
+                        replies.push(Done::Message(reply, stored));
                     }
                 }
             }
@@ -79,12 +98,20 @@ async fn run(db: Db, mut receiver: mpsc::Receiver<Outcome>) {
         .await;
         match stored {
             Ok(replies) => {
-                for (reply, held) in replies {
-                    let _ = reply.send(Ok(held));
+                for done in replies {
+                    match done {
+                        Done::Flag(reply, flag) => {
+                            let _ = reply.send(Ok(flag));
+                        }
+                        Done::Message(reply, stored) => {
+                            let _ = reply.send(Ok(stored));
+                        }
+                    }
                 }
             }
             // The senders of a failed batch get no reply, and the rows keep their leases, which
-            // run out so that the messages are claimed and delivered again (at least once).
+            // run out so that the messages are claimed and delivered again (at least once). A
+            // sync client gets 503, and the worker finishes its message after the lease.
             Err(error) => tracing::error!(%error, "storing a batch of results failed; the leases expire and the work is redone"),
         }
     }

@@ -247,7 +247,7 @@ pub async fn send_sync(State(engine): State<Arc<Engine>>, request: SignedRequest
             };
             // A sync client waits for this one attempt: no retry, a failure is final.
             let (attempt, result) = delivery::attempt_send(&connector, send_request, 1, i64::MAX).await;
-            ledger::finish_sync(&engine.db, attempt, result).await.map_err(|error| storage_failure(error, &request))?
+            engine.finisher.sync(attempt, result).await.map_err(|error| storage_failure(error, &request))?
         }
     };
 
