@@ -7,7 +7,9 @@ use tracing_subscriber::EnvFilter;
 async fn main() {
     let filter = EnvFilter::try_from_env("UIG_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
     let json_logs = std::env::var("UIG_LOG_FORMAT").is_ok_and(|format| format == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A log line that cannot be written (stderr on a full disk) is dropped: reporting the failure
+    // would itself write to stderr, and a panic there would kill the task that was logging.
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     if json_logs {
         builder.json().init();
     } else {

@@ -54,6 +54,19 @@ impl Db {
         let connect_error = |error: sqlx::Error| DbErr::Custom(format!("cannot open database: {error}"));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // After a failed COMMIT, SQLite has rolled back but sqlx still counts an open
+            // transaction, so its next "transaction" would be a savepoint whose release commits
+            // nothing. Such a connection is dropped and a fresh one opened.
+            .before_acquire(|connection, _meta| {
+                Box::pin(async move {
+                    let depth = <sqlx::sqlite::SqliteTransactionManager as sqlx::TransactionManager>::get_transaction_depth(connection);
+                    if depth != 0 {
+                        tracing::error!(depth, "writer connection left inside a transaction by a failed commit; reopening it");
+                        return Ok(false);
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options.clone())
             .await
             .map_err(connect_error)?;
