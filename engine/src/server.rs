@@ -30,6 +30,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         workers.push(tokio::spawn(crate::scheduler::run(engine.clone(), stopped.clone())));
     }
     workers.push(tokio::spawn(crate::limits::run(engine.clone(), stopped.clone())));
+    workers.push(tokio::spawn(checkpoint_wal(engine.clone(), stopped.clone())));
 
     let mut api_stopped = stopped.clone();
     axum::serve(listener, crate::api::app(engine.clone()))
@@ -47,6 +48,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Checkpoints the SQLite WAL every second until `shutdown`, so that commits never do it.
+async fn checkpoint_wal(engine: std::sync::Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+        match engine.db.checkpoint_wal().await {
+            Ok((frames, copied)) if frames > 0 => tracing::debug!(frames, copied, "WAL checkpoint"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "WAL checkpoint failed"),
+        }
+    }
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {

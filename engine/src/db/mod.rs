@@ -49,7 +49,10 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Checkpoints run in the background (`checkpoint_wal`), not inside the commit that
+            // crosses the threshold, so a commit never waits for the database file's fsync.
+            .pragma("wal_autocheckpoint", "0");
 
         let connect_error = |error: sqlx::Error| DbErr::Custom(format!("cannot open database: {error}"));
         let writer = SqlitePoolOptions::new()
@@ -80,6 +83,21 @@ impl Db {
             reader: SqlxSqliteConnector::from_sqlx_sqlite_pool(reader),
             writer: SqlxSqliteConnector::from_sqlx_sqlite_pool(writer),
         })
+    }
+
+    /// Copies committed WAL pages into the database file without blocking the writer (a PASSIVE
+    /// checkpoint); returns the WAL's frame count and how many of them are in the database file.
+    pub async fn checkpoint_wal(&self) -> Result<(i64, i64), DbErr> {
+        use sea_orm::{ConnectionTrait, Statement};
+
+        let row = self
+            .reader
+            .query_one(Statement::from_string(self.reader.get_database_backend(), "PRAGMA wal_checkpoint(PASSIVE)"))
+            .await?
+            .ok_or_else(|| DbErr::Custom("wal_checkpoint returned no row".to_string()))?;
+        let frames: i64 = row.try_get_by_index(1)?;
+        let copied: i64 = row.try_get_by_index(2)?;
+        Ok((frames, copied))
     }
 
     /// Applies pending migrations.
