@@ -81,6 +81,10 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
 }
 
+/// Largest accepted `timestamp_window_seconds`: one day. A wider window would make replay
+/// protection, which remembers requests by their signature, meaningless.
+pub const MAX_TIMESTAMP_WINDOW_SECONDS: i64 = 86_400;
+
 /// Name of the pool that always exists.
 pub const DEFAULT_POOL: &str = "worker";
 
@@ -563,8 +567,11 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), (String, String)> {
-        if self.timestamp_window_seconds <= 0 {
-            return Err(("timestamp_window_seconds".into(), "must be a positive number of seconds".into()));
+        if !(1..=MAX_TIMESTAMP_WINDOW_SECONDS).contains(&self.timestamp_window_seconds) {
+            return Err((
+                "timestamp_window_seconds".into(),
+                format!("must be 1 to {MAX_TIMESTAMP_WINDOW_SECONDS} seconds (one day); 300 is the usual value"),
+            ));
         }
         for (name, connector) in &self.connectors {
             let valid_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');

@@ -52,10 +52,20 @@ pub struct ListQuery {
     pub per_page: u64,
 }
 
+/// The columns a listing shows of each message; reading only these keeps a page cheap when
+/// messages carry large bodies.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct ListedMessage {
+    pub id: i64,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone)]
 pub struct ListPage {
-    pub rows: Vec<message::Model>,
+    pub rows: Vec<ListedMessage>,
     /// True when more rows follow this page.
     pub has_more: bool,
 }
@@ -356,9 +366,10 @@ pub async fn list(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr> {
         return Ok(ListPage { rows: Vec::new(), has_more: false });
     }
 
-    let rows = message::Entity::find()
+    let rows = listed_columns()
         .filter(message::Column::Id.is_in(page_ids))
         .order_by(message::Column::Id, order)
+        .into_model::<ListedMessage>()
         .all(&db.reader)
         .await?;
     Ok(ListPage { rows, has_more })
@@ -392,15 +403,25 @@ async fn list_by_sequence(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr>
         ListOrder::Asc => (start + skip, start + skip + span, Order::Asc),
         ListOrder::Desc => (start - skip - span, start - skip, Order::Desc),
     };
-    let mut rows = message::Entity::find()
+    let mut rows = listed_columns()
         .filter(message::Column::ClientId.eq(query.client_id))
         .filter(message::Column::ClientSeq.between(low, high))
         .order_by(message::Column::ClientSeq, order)
+        .into_model::<ListedMessage>()
         .all(&db.reader)
         .await?;
     let has_more = rows.len() as u64 > query.per_page;
     rows.truncate(query.per_page as usize);
     Ok(ListPage { rows, has_more })
+}
+
+fn listed_columns() -> sea_orm::Select<message::Entity> {
+    message::Entity::find()
+        .select_only()
+        .column(message::Column::Id)
+        .column(message::Column::Status)
+        .column(message::Column::CreatedAt)
+        .column(message::Column::UpdatedAt)
 }
 
 /// Marks a message read by its owner (first read only) and returns the stored row.

@@ -32,11 +32,16 @@ pub fn format_time(ms: i64) -> String {
 }
 
 fn summary(message: &message::Model) -> Value {
+    summary_of(message.id, &message.status, message.created_at, message.updated_at)
+}
+
+/// Builds the summary object `{id, status, created_at, updated_at}` that every answer starts with.
+fn summary_of(id: i64, status: &str, created_at: i64, updated_at: i64) -> Value {
     json!({
-        "id": message.id,
-        "status": message.status,
-        "created_at": format_time(message.created_at),
-        "updated_at": format_time(message.updated_at),
+        "id": id,
+        "status": status,
+        "created_at": format_time(created_at),
+        "updated_at": format_time(updated_at),
     })
 }
 
@@ -317,7 +322,11 @@ async fn list(engine: Arc<Engine>, request: SignedRequest, unread_only: bool) ->
     let query = read_list_query(&request, unread_only).map_err(|error| Rejection(error, request.language))?;
     let page = ledger::list(&engine.db, &query).await.map_err(|error| storage_failure(error, &request))?;
 
-    let data: Vec<Value> = page.rows.iter().map(summary).collect();
+    let data: Vec<Value> = page
+        .rows
+        .iter()
+        .map(|row| summary_of(row.id, &row.status, row.created_at, row.updated_at))
+        .collect();
     let meta = json!({
         "page": query.page,
         "per_page": query.per_page,

@@ -97,18 +97,21 @@ struct RuntimeState {
     requests: u64,
     requests_by_lookup: BTreeMap<String, u64>,
     callbacks: VecDeque<StoredCallback>,
+    /// Callbacks received since the last reset, including those no longer stored.
+    callbacks_total: u64,
     callback_failures_left: u64,
 }
 
-impl Default for RuntimeState {
-    fn default() -> Self {
+impl RuntimeState {
+    fn starting_with(balance: u64) -> Self {
         RuntimeState {
             mode: AvinfoMode::Normal,
             slow_delay: Duration::from_millis(DEFAULT_SLOW_DELAY_MS),
-            balance: START_BALANCE,
+            balance,
             requests: 0,
             requests_by_lookup: BTreeMap::new(),
             callbacks: VecDeque::new(),
+            callbacks_total: 0,
             callback_failures_left: 0,
         }
     }
@@ -118,15 +121,23 @@ impl Default for RuntimeState {
 #[derive(Clone, Debug)]
 pub struct MockState {
     avinfo_key: Arc<str>,
+    /// Balance of the AVINFO account at start and after each reset.
+    start_balance: u64,
     runtime: Arc<Mutex<RuntimeState>>,
 }
 
 impl MockState {
     /// Creates the state with `avinfo_key` as the only accepted AVINFO API key.
     pub fn new(avinfo_key: &str) -> Self {
+        MockState::with_balance(avinfo_key, START_BALANCE)
+    }
+
+    /// Creates the state with an AVINFO account of `balance` paid requests (after each reset too).
+    pub fn with_balance(avinfo_key: &str, balance: u64) -> Self {
         MockState {
             avinfo_key: Arc::from(avinfo_key),
-            runtime: Arc::new(Mutex::new(RuntimeState::default())),
+            start_balance: balance,
+            runtime: Arc::new(Mutex::new(RuntimeState::starting_with(balance))),
         }
     }
 
@@ -266,6 +277,7 @@ pub async fn get_stats(State(state): State<MockState>) -> Json<serde_json::Value
         },
         "callbacks": {
             "received": runtime.callbacks.len(),
+            "total": runtime.callbacks_total,
             "fail_next": runtime.callback_failures_left,
         },
     }))
@@ -274,7 +286,7 @@ pub async fn get_stats(State(state): State<MockState>) -> Json<serde_json::Value
 /// `POST /_mock/reset`: returns counters, mode, balance and the callback sink to their start
 /// values and responds with 204.
 pub async fn post_reset(State(state): State<MockState>) -> StatusCode {
-    *state.lock() = RuntimeState::default();
+    *state.lock() = RuntimeState::starting_with(state.start_balance);
     info!("mock state reset");
     StatusCode::NO_CONTENT
 }
@@ -306,6 +318,7 @@ pub async fn receive_callback(
         } else {
             StatusCode::OK
         };
+        runtime.callbacks_total += 1;
         if runtime.callbacks.len() >= MAX_STORED_CALLBACKS {
             runtime.callbacks.pop_front();
         }

@@ -48,7 +48,8 @@ AVINFO and callback control endpoints:
   GET  /_mock/avinfo/mode
   PUT  /_mock/avinfo/mode       {"mode": "normal|outage|no_balance|error_500|slow",
                                  "delay_ms": 2000}   (delay_ms: slow mode only, max 120000)
-  GET  /_mock/stats             AVINFO request counters, per VIN or plate, and the balance
+  GET  /_mock/stats             AVINFO request counters, per VIN or plate, the balance, and
+                                the callbacks stored and received in total
   POST /_mock/reset             reset AVINFO counters, mode, balance and stored callbacks
                                 (each other system has its own /_mock/SYSTEM/reset)
   POST /_mock/callbacks         store a callback (webhook-* headers and the body);
@@ -86,6 +87,10 @@ struct Cli {
         value_parser = clap::builder::NonEmptyStringValueParser::new()
     )]
     avinfo_key: String,
+
+    /// Paid AVINFO lookups on the mock account at start and after each reset; 402 after that.
+    #[arg(long, value_name = "N", default_value_t = control::START_BALANCE)]
+    avinfo_balance: u64,
 
     #[command(flatten)]
     kontur: kontur::KonturOptions,
@@ -207,7 +212,7 @@ async fn main() -> anyhow::Result<()> {
     info!(%address, "uig-mock listening");
 
     let systems = Systems {
-        avinfo: MockState::new(&cli.avinfo_key),
+        avinfo: MockState::with_balance(&cli.avinfo_key, cli.avinfo_balance),
         kontur: kontur::KonturState::new(&cli.kontur),
         kias: kias::KiasState::new(&cli.kias),
         impact: impact::ImpactState::new(&cli.impact),

@@ -1,0 +1,366 @@
+//! The load generator: keep-alive HTTP/1.1 connections on loopback, a bounded number of requests
+//! or seconds, closed-loop or at a fixed rate, with every latency recorded in a histogram.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::process::group_cpu_seconds;
+
+/// Highest latency the histograms record, in microseconds (one minute); longer ones count as this.
+const MAX_LATENCY_MICROS: u64 = 60_000_000;
+
+/// Error messages kept per load, so a failing run shows its causes without flooding the output.
+const ERROR_SAMPLES: usize = 5;
+
+/// One request to send.
+#[derive(Clone, Debug)]
+pub struct RequestSpec {
+    pub method: Method,
+    /// Path with the query string.
+    pub path_and_query: String,
+    /// Form-encoded body, empty for none.
+    pub form_body: String,
+}
+
+impl RequestSpec {
+    /// Builds a GET of `path_and_query`.
+    pub fn get(path_and_query: String) -> RequestSpec {
+        RequestSpec { method: Method::GET, path_and_query, form_body: String::new() }
+    }
+
+    /// Builds a POST of a form-encoded body.
+    pub fn post_form(path: &str, form_body: String) -> RequestSpec {
+        RequestSpec { method: Method::POST, path_and_query: path.to_string(), form_body }
+    }
+}
+
+/// Builds request number `index` of a load.
+pub type RequestSource = Arc<dyn Fn(u64) -> RequestSpec + Send + Sync>;
+
+/// Checks a 2xx response body; returns why it does not count as a success.
+pub type ResponseCheck = Arc<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
+
+/// Start times of a load's requests.
+#[derive(Clone, Copy, Debug)]
+pub enum Pacing {
+    /// Each connection sends its next request as soon as it has read the previous response.
+    ClosedLoop,
+    /// Request `i` is due at `start + i / rate`, with `rate` in requests per second. Latency counts
+    /// from the due time, so a stalled server also delays the requests queued behind it.
+    FixedRate(f64),
+}
+
+/// Bounds and pacing of one load. A load stops at whichever bound it meets first.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Requests to send; `None` for no count bound.
+    pub requests: Option<u64>,
+    /// Time after which no new request starts; `None` for no time bound.
+    pub duration: Option<Duration>,
+    pub pacing: Pacing,
+    /// Index of the first request passed to the [`RequestSource`].
+    pub first_index: u64,
+}
+
+impl Plan {
+    /// Builds a closed-loop load of `requests` requests.
+    pub fn requests(requests: u64) -> Plan {
+        Plan { requests: Some(requests), duration: None, pacing: Pacing::ClosedLoop, first_index: 0 }
+    }
+
+    /// Builds a closed-loop load that runs for `duration`.
+    pub fn seconds(duration: Duration) -> Plan {
+        Plan { requests: None, duration: Some(duration), pacing: Pacing::ClosedLoop, first_index: 0 }
+    }
+}
+
+/// Outcome of a load: counts, wall time and the latency histogram in microseconds.
+#[derive(Clone, Debug)]
+pub struct LoadResult {
+    /// Requests with a 2xx response that passed the response check.
+    pub succeeded: u64,
+    /// Requests that failed: non-2xx, a failed check, or a connection error.
+    pub errors: u64,
+    /// Time from the first request to the last response, summed over merged loads.
+    pub elapsed: Duration,
+    /// Latency of every request, successful or not, in microseconds.
+    pub latency: Histogram<u64>,
+    /// The first few error messages.
+    pub error_samples: Vec<String>,
+    /// CPU time that the server under test used during the load, in seconds, when measured.
+    pub server_cpu_seconds: Option<f64>,
+}
+
+/// Figures of a load, as the report shows them.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadSummary {
+    pub requests: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub requests_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Server CPU time per request in milliseconds, when measured. Unlike req/s, it hardly depends
+    /// on what else runs on the machine.
+    pub server_cpu_ms_per_request: Option<f64>,
+    pub error_samples: Vec<String>,
+}
+
+impl LoadResult {
+    fn empty() -> LoadResult {
+        LoadResult { succeeded: 0, errors: 0, elapsed: Duration::ZERO, latency: new_histogram(), error_samples: Vec::new(), server_cpu_seconds: None }
+    }
+
+    /// Adds `other`, a later load of the same measurement: counts, time and histograms add up.
+    pub fn merge(&mut self, other: LoadResult) {
+        self.succeeded += other.succeeded;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.latency.add(&other.latency).expect("histograms share their bounds");
+        self.server_cpu_seconds = match (self.server_cpu_seconds, other.server_cpu_seconds) {
+            (None, None) => None,
+            (mine, theirs) => Some(mine.unwrap_or(0.0) + theirs.unwrap_or(0.0)),
+        };
+        for sample in other.error_samples {
+            if self.error_samples.len() < ERROR_SAMPLES {
+                self.error_samples.push(sample);
+            }
+        }
+    }
+
+    /// Successful requests per second of wall time.
+    pub fn requests_per_second(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds == 0.0 {
+            return 0.0;
+        }
+        self.succeeded as f64 / seconds
+    }
+
+    /// Returns the summary figures; latencies in milliseconds.
+    pub fn summary(&self) -> LoadSummary {
+        let millis = |micros: u64| micros as f64 / 1000.0;
+        let requests = self.succeeded + self.errors;
+        LoadSummary {
+            requests,
+            errors: self.errors,
+            seconds: self.elapsed.as_secs_f64(),
+            requests_per_second: self.requests_per_second(),
+            p50_ms: millis(self.latency.value_at_quantile(0.50)),
+            p99_ms: millis(self.latency.value_at_quantile(0.99)),
+            max_ms: millis(self.latency.max()),
+            server_cpu_ms_per_request: self.server_cpu_seconds.filter(|_| requests > 0).map(|seconds| seconds * 1000.0 / requests as f64),
+            error_samples: self.error_samples.clone(),
+        }
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_MICROS, 3).expect("valid histogram bounds")
+}
+
+/// Keep-alive connections to one server, reused by successive loads.
+pub struct LoadClient {
+    address: SocketAddr,
+    host: String,
+    senders: Vec<SendRequest<Full<Bytes>>>,
+    /// Process group of the server under test, whose CPU time each load measures.
+    server_group: Option<u32>,
+}
+
+async fn connect(address: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    if !address.ip().is_loopback() {
+        bail!("refusing to load {address}: the benchmark sends traffic to loopback addresses only");
+    }
+    let stream = TcpStream::connect(address).await.with_context(|| format!("failed to connect to {address}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        // The connection ends when the sender is dropped or the server closes it. A closed
+        // connection fails the next request, which counts as an error.
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+impl LoadClient {
+    /// Opens `connections` connections to `address`, which must be a loopback address.
+    pub async fn connect(address: SocketAddr, connections: usize) -> anyhow::Result<LoadClient> {
+        let mut senders = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            senders.push(connect(address).await?);
+        }
+        Ok(LoadClient { address, host: address.to_string(), senders, server_group: None })
+    }
+
+    /// Measures the CPU time of process group `group` (a child started by the benchmark) during
+    /// each load.
+    pub fn measure_cpu_of(mut self, group: u32) -> LoadClient {
+        self.server_group = Some(group);
+        self
+    }
+
+    /// Number of open connections.
+    pub fn connections(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Runs one load over all connections and returns its result. Connections that break are
+    /// reopened and the failed request counts as an error.
+    pub async fn run(&mut self, plan: Plan, source: RequestSource, check: Option<ResponseCheck>) -> anyhow::Result<LoadResult> {
+        if plan.requests.is_none() && plan.duration.is_none() {
+            bail!("a load needs a request count or a duration");
+        }
+
+        let next_index = Arc::new(AtomicU64::new(0));
+        let cpu_before = self.server_group.and_then(group_cpu_seconds);
+        let start = Instant::now();
+        let context = Arc::new(Worker { address: self.address, host: self.host.clone(), plan, source, check, next_index, start });
+
+        let mut tasks = Vec::new();
+        for sender in self.senders.drain(..) {
+            let context = Arc::clone(&context);
+            tasks.push(tokio::spawn(async move { context.drive(sender).await }));
+        }
+
+        let mut result = LoadResult::empty();
+        let mut last_response = start;
+        for task in tasks {
+            let (sender, part, finished_at) = task.await.context("load task panicked")?;
+            self.senders.push(sender);
+            last_response = last_response.max(finished_at);
+            result.merge(part);
+        }
+        result.elapsed = last_response - start;
+        let cpu_after = self.server_group.and_then(group_cpu_seconds);
+        result.server_cpu_seconds = cpu_before.zip(cpu_after).map(|(before, after)| after - before);
+        Ok(result)
+    }
+}
+
+/// State shared by the connection tasks of one load.
+struct Worker {
+    address: SocketAddr,
+    host: String,
+    plan: Plan,
+    source: RequestSource,
+    check: Option<ResponseCheck>,
+    next_index: Arc<AtomicU64>,
+    start: Instant,
+}
+
+impl Worker {
+    /// Sends requests on one connection until the plan's bounds are met. Returns the connection,
+    /// its share of the result and the time of its last response.
+    async fn drive(&self, mut sender: SendRequest<Full<Bytes>>) -> (SendRequest<Full<Bytes>>, LoadResult, Instant) {
+        let mut result = LoadResult::empty();
+        let mut last_response = self.start;
+        let deadline = self.plan.duration.map(|duration| self.start + duration);
+
+        loop {
+            let offset = self.next_index.fetch_add(1, Ordering::Relaxed);
+            if self.plan.requests.is_some_and(|requests| offset >= requests) {
+                break;
+            }
+            let due = match self.plan.pacing {
+                Pacing::ClosedLoop => Instant::now(),
+                Pacing::FixedRate(rate) => self.start + Duration::from_secs_f64(offset as f64 / rate),
+            };
+            if deadline.is_some_and(|deadline| due >= deadline || Instant::now() >= deadline) {
+                break;
+            }
+            tokio::time::sleep_until(due).await;
+
+            let spec = (self.source)(self.plan.first_index + offset);
+            let outcome = self.send(&mut sender, spec).await;
+            let responded = Instant::now();
+            last_response = responded;
+            let micros = u64::try_from((responded - due).as_micros()).unwrap_or(u64::MAX).clamp(1, MAX_LATENCY_MICROS);
+            result.latency.record(micros).expect("value within the histogram bounds");
+
+            match outcome {
+                Ok(()) => result.succeeded += 1,
+                Err(error) => {
+                    result.errors += 1;
+                    if result.error_samples.len() < ERROR_SAMPLES {
+                        result.error_samples.push(error);
+                    }
+                    if sender.is_closed() {
+                        match connect(self.address).await {
+                            Ok(reopened) => sender = reopened,
+                            Err(error) => {
+                                result.error_samples.push(format!("reconnect failed: {error:#}"));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (sender, result, last_response)
+    }
+
+    /// Sends one request and reads the whole response. Returns why the request failed.
+    async fn send(&self, sender: &mut SendRequest<Full<Bytes>>, spec: RequestSpec) -> Result<(), String> {
+        let mut builder = Request::builder().method(spec.method).uri(spec.path_and_query).header(hyper::header::HOST, &self.host);
+        if !spec.form_body.is_empty() {
+            builder = builder.header(hyper::header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let request = builder.body(Full::new(Bytes::from(spec.form_body))).map_err(|error| format!("invalid request: {error}"))?;
+
+        sender.ready().await.map_err(|error| format!("connection failed: {error}"))?;
+        let response = sender.send_request(request).await.map_err(|error| format!("request failed: {error}"))?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(|error| format!("reading the response failed: {error}"))?.to_bytes();
+
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+            return Err(format!("HTTP {status}: {text}"));
+        }
+        match &self.check {
+            Some(check) => check(&body),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_adds_counts_and_time() {
+        let mut first = LoadResult::empty();
+        first.succeeded = 10;
+        first.elapsed = Duration::from_secs(1);
+        first.latency.record(1000).unwrap();
+        let mut second = LoadResult::empty();
+        second.succeeded = 30;
+        second.errors = 2;
+        second.elapsed = Duration::from_secs(1);
+        second.latency.record(3000).unwrap();
+
+        first.merge(second);
+
+        assert_eq!(first.succeeded, 40);
+        assert_eq!(first.errors, 2);
+        assert_eq!(first.requests_per_second(), 20.0);
+        assert_eq!(first.latency.len(), 2);
+        // The histogram keeps 3 significant digits, so 3 ms reads back within 0.1%.
+        assert!((first.summary().max_ms - 3.0).abs() <= 0.003, "max {}", first.summary().max_ms);
+    }
+}
