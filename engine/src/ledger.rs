@@ -2,7 +2,7 @@
 
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, TransactionTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, IntoActiveModel,
+    ActiveModelTrait, TransactionTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
     Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
@@ -603,32 +603,30 @@ pub async fn finish_sync(db: &Db, attempt: AttemptRecord, result: DeliveryResult
 pub async fn finish_sync_on<C: ConnectionTrait>(connection: &C, attempt: AttemptRecord, result: DeliveryResult) -> Result<message::Model, DbErr> {
     let message_id = attempt.message_id;
     insert_attempt(connection, attempt).await?;
-    let now = now_ms();
-    let mut model = message::Entity::find_by_id(message_id)
-        .one(connection)
+    let update = message::Entity::update_many()
+        .col_expr(message::Column::Attempts, Expr::value(1))
+        .col_expr(message::Column::UpdatedAt, Expr::value(now_ms()))
+        .col_expr(message::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(message::Column::LeaseUntil, Expr::value(Option::<i64>::None));
+    let update = match result {
+        DeliveryResult::Delivered { data } => update
+            .col_expr(message::Column::Status, Expr::value(Status::Delivered.as_str()))
+            .col_expr(message::Column::Data, Expr::value(data)),
+        DeliveryResult::Pending { data, external_id } => update
+            .col_expr(message::Column::Status, Expr::value(Status::Processing.as_str()))
+            .col_expr(message::Column::Data, Expr::value(data))
+            .col_expr(message::Column::ExternalId, Expr::value(external_id)),
+        DeliveryResult::Retry { error, .. } | DeliveryResult::Failed { error } => update
+            .col_expr(message::Column::Status, Expr::value(Status::Failed.as_str()))
+            .col_expr(message::Column::Error, Expr::value(error)),
+    };
+    // One statement updates the row and returns it.
+    update
+        .filter(message::Column::Id.eq(message_id))
+        .exec_with_returning(connection)
         .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("message {message_id}")))?
-        .into_active_model();
-    model.attempts = Set(1);
-    model.updated_at = Set(now);
-    model.lease_owner = Set(None);
-    model.lease_until = Set(None);
-    match result {
-        DeliveryResult::Delivered { data } => {
-            model.status = Set(Status::Delivered.as_str().to_string());
-            model.data = Set(Some(data));
-        }
-        DeliveryResult::Pending { data, external_id } => {
-            model.status = Set(Status::Processing.as_str().to_string());
-            model.data = Set(Some(data));
-            model.external_id = Set(external_id);
-        }
-        DeliveryResult::Retry { error, .. } | DeliveryResult::Failed { error } => {
-            model.status = Set(Status::Failed.as_str().to_string());
-            model.error = Set(Some(error));
-        }
-    }
-    model.update(connection).await
+        .pop()
+        .ok_or_else(|| DbErr::RecordNotFound(format!("message {message_id}")))
 }
 
 async fn insert_attempt(connection: &impl ConnectionTrait, attempt: AttemptRecord) -> Result<(), DbErr> {
