@@ -27,6 +27,7 @@ impl Element {
     /// Errors are human-readable descriptions: roxmltree's message with line and column, or the
     /// depth limit.
     pub fn parse_document(text: &str) -> Result<Element, String> {
+        check_depth(text)?;
         let document = roxmltree::Document::parse(text).map_err(|error| error.to_string())?;
         Element::from_node(document.root_element(), 1)
     }
@@ -136,5 +137,29 @@ mod tests {
         let error = Element::parse_document("<!DOCTYPE d [<!ENTITY e \"x\">]><d>&e;</d>").unwrap_err();
 
         assert!(!error.is_empty());
+    }
+}
+
+/// Rejects a document nested deeper than [`MAX_DEPTH`] before roxmltree parses it: roxmltree
+/// recurses once per level, so a few thousand levels would overflow the thread's stack and abort
+/// the whole engine, which no panic guard can catch. A document that is malformed in other ways
+/// passes here, so that roxmltree reports the error.
+fn check_depth(text: &str) -> Result<(), String> {
+    use quick_xml::events::Event;
+
+    let mut reader = quick_xml::Reader::from_str(text);
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(_)) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(format!("elements are nested deeper than {MAX_DEPTH} levels"));
+                }
+            }
+            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::Eof) | Err(_) => return Ok(()),
+            Ok(_) => {}
+        }
     }
 }
