@@ -34,6 +34,11 @@ async fn run_pool(engine: Arc<Engine>, pool: String, capacity: usize, mut shutdo
         if *shutdown.borrow() {
             break;
         }
+        if in_flight.available_permits() < capacity / 2 {
+            // Woken by a finished delivery: let a few more slots free up, so that one claim
+            // statement takes several messages instead of one each.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         let free = (in_flight.available_permits() as u64).min(claim_batch);
         let claimed = if free == 0 {
             Vec::new()
@@ -51,9 +56,12 @@ async fn run_pool(engine: Arc<Engine>, pool: String, capacity: usize, mut shutdo
         for message in claimed {
             let permit = in_flight.clone().acquire_owned().await.expect("worker semaphore is never closed");
             let engine = engine.clone();
+            let wake = wake.clone();
             tokio::spawn(async move {
                 deliver(&engine, message).await;
                 drop(permit);
+                // A free slot may take the next due message now instead of at the next poll.
+                wake.notify_one();
             });
         }
         if claimed_any && in_flight.available_permits() > 0 {
