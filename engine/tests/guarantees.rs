@@ -439,3 +439,20 @@ fn sigterm_finishes_in_flight_delivery() {
     assert!(output.contains("status delivered  attempts 1"), "{output}");
     assert!(gateway.log().contains("delivery worker stopped"), "{}", gateway.log());
 }
+
+#[test]
+fn garbage_plugin_reply_fails_attempt() {
+    let mock = Mock::start();
+    let gateway = Gateway::start(&mock);
+    let id = accepted(&gateway, "garbage", "{}", None);
+
+    let failed = gateway.wait_status(id, &["failed"], WAIT);
+    assert_eq!(failed["error"]["code"], "invalid_plugin_reply", "{failed}");
+    assert_eq!(failed["error"]["kind"], "permanent");
+    assert_eq!(failed["data"], Value::Null, "the broken reply is not stored as data");
+
+    // The gateway keeps serving other messages.
+    let (status, body) = gateway.call("POST", "/sync/message/send", &[("recipient", "testkit"), ("entity", "echo"), ("message", r#"{"n": 2}"#)]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "delivered");
+}

@@ -13,6 +13,7 @@
 //!   `{"status": N, "body": "..."}`.
 //! - `post`: payload `{"url": "...", "idempotent": bool}` performs a POST through the host, marked
 //!   idempotent or not, and returns `{"status": N}`.
+//! - `garbage`: returns a reply whose data is not JSON, as a broken plugin might.
 
 use std::time::Duration;
 
@@ -70,7 +71,7 @@ impl PluginConnector for Testkit {
         version: env!("CARGO_PKG_VERSION"),
         description: "test connector that echoes, fails, panics, sleeps and reports pending work",
         capabilities: Capabilities(Capabilities::SEND.0 | Capabilities::REFRESH_STATUS.0),
-        entities: &["echo", "fail", "panic", "sleep", "pending", "fetch", "post"],
+        entities: &["echo", "fail", "panic", "sleep", "pending", "fetch", "post", "garbage"],
         config_schema: r#"{"type":"object","properties":{"label":{"type":"string"}},"additionalProperties":false}"#,
     };
 
@@ -119,6 +120,7 @@ impl PluginConnector for Testkit {
                 let response = self.host.http(post).map_err(|error| error.into_connector_error())?;
                 Ok(Reply::done(serde_json::json!({"status": response.status}).to_string()))
             }
+            "garbage" => Ok(Reply::done("{\"unterminated\": ")),
             other => Err(ConnectorError::permanent(format!("unknown entity \"{other}\"")).with_code("unknown_entity")),
         }
     }
