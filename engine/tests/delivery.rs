@@ -10,7 +10,7 @@ use base64::Engine as _;
 use hmac::Mac;
 use serde_json::Value;
 
-use common::{Gateway, GatewayOptions, Mock};
+use common::{wait_until, Gateway, GatewayOptions, Mock};
 
 const WAIT: Duration = Duration::from_secs(20);
 const LADA_VIN: &str = "XTA21099043765432";
@@ -46,15 +46,6 @@ fn show(gateway: &Gateway, id: i64) -> String {
 fn attempt_lines(output: &str, kind: &str) -> Vec<String> {
     let prefix = format!("  {kind} #");
     output.lines().filter(|line| line.starts_with(&prefix)).map(str::to_string).collect()
-}
-
-/// Polls `check` every 50 ms until it returns true, or panics with `what` after `timeout`.
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn callbacks_url(mock: &Mock) -> String {

@@ -5,11 +5,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::{Gateway, GatewayOptions, Mock};
+use common::{wait_until, Gateway, GatewayOptions, Mock};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -70,14 +70,6 @@ fn received_event_ids(gateway: &Gateway) -> Vec<String> {
         .expect("python3 reads the ledger");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap().lines().filter(|line| !line.is_empty()).map(String::from).collect()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn cursor_list(gateway: &Gateway) -> String {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{Gateway, GatewayOptions, Mock};
+use common::{wait_until, Gateway, GatewayOptions, Mock};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -27,14 +27,6 @@ fn accepted(gateway: &Gateway, entity: &str, message: &str, callback: Option<&st
 
 fn show(gateway: &Gateway, id: i64) -> String {
     common::uig(&["message", "show", "--config", gateway.config_path.to_str().unwrap(), &id.to_string()])
-}
-
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn ready(gateway: &Gateway) -> Value {

@@ -258,7 +258,7 @@ fn unknown_id_at_refresh_fails_message() {
     let id = send_async(&gateway, "claim", r#"{"policy": "ХХХ 0123456789"}"#);
     wait_pending(&gateway, id);
 
-    // IMPACT forgets the submission, so the status query gets 404 with IMPACT's error body.
+    // The mock IMPACT is reset and loses the submission, so the status query gets 404 with IMPACT's error body.
     control(&mock, "POST", "reset", Value::Null);
     assert_eq!(refresh(&gateway, id), "failed");
     let failed = get(&gateway, id);

@@ -3,12 +3,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use common::{Gateway, GatewayOptions, Mock};
+use common::{wait_until, Gateway, GatewayOptions, Mock};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -91,15 +91,6 @@ fn fetch_message(mock: &Mock, message_id: &str) -> Value {
         client.get(format!("{}/V2/messages/{message_id}", mock.url)).bearer_auth(access_token).send().unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     response.json().unwrap()
-}
-
-/// Polls `check` every 50 ms until it returns true, or panics with `what` after `timeout`.
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{json, Value};
-use uig_engine::db::{directory_entry, message, Db};
+use uig_engine::db::{directory_entry, message};
 
-use common::{Gateway, GatewayOptions, Mock};
+use common::{wait_until, with_db, Gateway, GatewayOptions, Mock};
 
 const WAIT: Duration = Duration::from_secs(30);
 const INSURER_BOX: &str = "6f1c0b7e-3d2a-4c59-9a41-2b8e5d7f0a13";
@@ -31,23 +31,6 @@ fn kontur_section(url: &str) -> String {
          [connectors.kontur.settings]\nbase_url = \"{url}\"\ntoken_url = \"{url}/connect/token\"\nclient_id = \"demo-kontur\"\n\
          client_secret = \"demo-kontur-secret\"\n\n"
     )
-}
-
-fn with_db<T>(gateway: &Gateway, body: impl AsyncFnOnce(&Db) -> T) -> T {
-    let url = format!("sqlite://{}", gateway.dir.path().join("uig.db").display());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let db = Db::connect(&url).await.unwrap();
-        body(&db).await
-    })
-}
-
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn kias_state(mock: &Mock) -> Value {

@@ -5,13 +5,13 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::Value;
-use uig_engine::db::{job_run, message, Db};
+use uig_engine::db::{job_run, message};
 
-use common::{Gateway, GatewayOptions, Mock};
+use common::{wait_until, with_db, Gateway, GatewayOptions, Mock};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -25,24 +25,6 @@ fn status_of(gateway: &Gateway, id: i64) -> String {
     let (code, body) = gateway.call("GET", "/sync/message/get", &[("id", &id.to_string())]);
     assert_eq!(code, 200, "{body}");
     body["status"].as_str().unwrap().to_string()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Runs `body` against the gateway's database on a private runtime.
-fn with_db<T>(gateway: &Gateway, body: impl AsyncFnOnce(&Db) -> T) -> T {
-    let url = format!("sqlite://{}", gateway.dir.path().join("uig.db").display());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
-        let db = Db::connect(&url).await.unwrap();
-        body(&db).await
-    })
 }
 
 /// Puts the testkit's `sleep` entity into pool `slow` with the given concurrency.

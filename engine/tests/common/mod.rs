@@ -384,3 +384,22 @@ pub fn sign_with(token: &str, secret: &str, method: &str, path: &str, params: &[
 /// Characters RFC 3986 leaves unreserved stay; everything else is percent-encoded.
 const RFC3986: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Polls `check` every 50 ms until it returns true, or panics naming `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `body` against the gateway's database on a private runtime.
+pub fn with_db<T>(gateway: &Gateway, body: impl AsyncFnOnce(&uig_engine::db::Db) -> T) -> T {
+    let url = format!("sqlite://{}", gateway.dir.path().join("uig.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let db = uig_engine::db::Db::connect(&url).await.unwrap();
+        body(&db).await
+    })
+}
