@@ -159,16 +159,16 @@ async fn post(engine: &Engine, message: &message::Model) -> Result<u16, String> 
         }
         let location = response.headers().get("location").and_then(|value| value.to_str().ok()).unwrap_or("");
         let next = target.join(location).map_err(|_| format!("callback receiver answered HTTP {} with an invalid Location", status.as_u16()))?;
-        let shown = without_query(&next);
+        let target_shown = without_query(&next);
         if status != reqwest::StatusCode::TEMPORARY_REDIRECT && status != reqwest::StatusCode::PERMANENT_REDIRECT {
             return Err(format!(
-                "callback receiver answered HTTP {} (redirect to {shown}); only 307 and 308 keep the POST, so this counts as a failure",
+                "callback receiver answered HTTP {} (redirect to {target_shown}); only 307 and 308 keep the POST, so this counts as a failure",
                 status.as_u16()
             ));
         }
         let host = next.host_str().unwrap_or("");
         if !client.may_call_back(host, next.port_or_known_default()) {
-            return Err(format!("callback receiver redirected to {shown}, whose host \"{host}\" is not on the client's allow-list"));
+            return Err(format!("callback receiver redirected to {target_shown}, whose host \"{host}\" is not on the client's allow-list"));
         }
         target = next;
     }

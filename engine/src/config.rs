@@ -264,7 +264,7 @@ pub struct BreakerConfig {
     /// Share of transient failures among the calls of a window that opens the breaker. Default 0.5.
     #[serde(default = "default_failure_rate")]
     pub failure_rate: f64,
-    /// Fewest calls in a window before the rate counts. Default 20.
+    /// Minimum number of calls in a window before the failure rate counts. Default 20.
     #[serde(default = "default_breaker_min_calls")]
     pub min_calls: u32,
     /// Length of a counting window in seconds. Default 30.

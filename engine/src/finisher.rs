@@ -79,8 +79,8 @@ async fn run(db: Db, mut receiver: mpsc::Receiver<Outcome>) {
             for outcome in batch.drain(..) {
                 match outcome {
                     Outcome::Delivery { owner, attempt, result, reply } => {
-                        let held = ledger::finish_delivery_on(&transaction, &owner, attempt, result).await?;
-                        replies.push(Done::Flag(reply, held));
+                        let lease_held = ledger::finish_delivery_on(&transaction, &owner, attempt, result).await?;
+                        replies.push(Done::Flag(reply, lease_held));
                     }
                     Outcome::Callback { attempt, state, next_at, reply } => {
                         ledger::finish_callback_on(&transaction, attempt, state, next_at).await?;

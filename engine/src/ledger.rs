@@ -504,9 +504,9 @@ pub enum DeliveryResult {
 /// which case nothing is changed but the attempt row.
 pub async fn finish_delivery(db: &Db, owner: &str, attempt: AttemptRecord, result: DeliveryResult) -> Result<bool, DbErr> {
     let transaction = db.writer.begin().await?;
-    let held = finish_delivery_on(&transaction, owner, attempt, result).await?;
+    let lease_held = finish_delivery_on(&transaction, owner, attempt, result).await?;
     transaction.commit().await?;
-    Ok(held)
+    Ok(lease_held)
 }
 
 /// Does the work of [`finish_delivery`] on `connection`, inside the caller's transaction.

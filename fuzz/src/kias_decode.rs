@@ -18,9 +18,9 @@ use super::input::Lines;
 const DEFAULT_STATUS: u16 = 200;
 
 /// Stack size of the thread that runs each input. Recursion without a depth limit overflows it
-/// with a few hundred nested elements, about 1 KB of input, while the 2 MiB stack of a tokio
-/// blocking thread, where the connector runs, takes about 3,000 levels in roxmltree 0.20
-/// (measured with the optimized fuzz build). The regression tests run unoptimized,
+/// with a few hundred nested elements, about 1 KB of input. The 2 MiB stack of a tokio blocking
+/// thread, where the connector runs, took about 3,000 levels in roxmltree 0.20 (measured with the
+/// optimized fuzz build). The regression tests run unoptimized,
 /// with larger stack frames, so they get 1 MiB. cargo-fuzz sets `cfg(fuzzing)`.
 #[allow(unexpected_cfgs)]
 const STACK_BYTES: usize = if cfg!(fuzzing) {

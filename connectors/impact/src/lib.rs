@@ -2,7 +2,7 @@
 //! Basic authentication and refreshes their processing state.
 //!
 //! IMPACT accepts a message, responds with `QUEUED` and its own id, and finishes it later. The connector
-//! returns a pending reply with that id, and the engine's status refresh asks IMPACT again until
+//! returns a pending reply with that id, and the engine's status refresh queries IMPACT again until
 //! the message is `DONE` or `ERROR`. The wire protocol is in docs/impact-api.md.
 
 use base64::engine::general_purpose::STANDARD as BASE64;

@@ -35,7 +35,7 @@ fn summary(message: &message::Model) -> Value {
     summary_of(message.id, &message.status, message.created_at, message.updated_at)
 }
 
-/// Builds the summary object `{id, status, created_at, updated_at}` that every answer starts with.
+/// Builds the summary object `{id, status, created_at, updated_at}` that every response starts with.
 fn summary_of(id: i64, status: &str, created_at: i64, updated_at: i64) -> Value {
     json!({
         "id": id,

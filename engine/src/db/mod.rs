@@ -50,8 +50,8 @@ impl Db {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
-            // Checkpoints run in the background (`checkpoint_wal`), not inside the commit that
-            // crosses the threshold, so a commit never waits for the database file's fsync.
+            // `uig serve` checkpoints in the background (`checkpoint_wal`), so a commit does not
+            // wait for the database file's fsync. CLI commands leave it to SQLite's close.
             .pragma("wal_autocheckpoint", "0");
 
         let connect_error = |error: sqlx::Error| DbErr::Custom(format!("cannot open database: {error}"));
@@ -86,7 +86,7 @@ impl Db {
     }
 
     /// Copies committed WAL pages into the database file without blocking the writer (a PASSIVE
-    /// checkpoint); returns the WAL's frame count and how many of them are in the database file.
+    /// checkpoint). Returns the WAL's frame count and how many of them are in the database file.
     pub async fn checkpoint_wal(&self) -> Result<(i64, i64), DbErr> {
         use sea_orm::{ConnectionTrait, Statement};
 

@@ -4,7 +4,7 @@
 //! The request is `POST {base_url}{path}` with the body
 //! `{"message_id": 42, "entity": "record", "payload": <the client's message>}` and the header
 //! `Idempotency-Key: uig-42`. A 2xx response with a JSON body (or no body) delivers the message.
-//! Every other response becomes a connector error whose kind tells the engine whether to retry.
+//! Every other response becomes a connector error whose kind decides whether the engine retries.
 
 use serde::Serialize;
 use serde_json::value::RawValue;

@@ -392,7 +392,7 @@ pub struct RedirectQuery {
     pub to: String,
 }
 
-/// `POST /_mock/redirect?status=307&to=/_mock/callbacks`: answers with a redirect, for callback
+/// `POST /_mock/redirect?status=307&to=/_mock/callbacks`: responds with a redirect, for callback
 /// redirect tests.
 pub async fn redirect(axum::extract::Query(query): axum::extract::Query<RedirectQuery>) -> Response {
     let allowed = [301, 302, 303, 307, 308];

@@ -72,7 +72,7 @@ pub struct StoredMessage {
     pub id: String,
     /// The idempotency key it was submitted under.
     pub key: String,
-    /// What the first submit carried.
+    /// Content of the first submit.
     pub submission: Submission,
     /// Sequence number, starting at 1, from which the id and the result number derive.
     pub number: u64,
@@ -157,7 +157,7 @@ pub enum SubmitOutcome {
     Replayed(StoredMessage),
     /// The key was seen before with other content.
     Conflict(StoredMessage),
-    /// The store holds [`MAX_MESSAGES`] messages.
+    /// The store contains [`MAX_MESSAGES`] messages.
     Full,
 }
 
