@@ -8,6 +8,7 @@ use crate::bench::Sizes;
 use crate::gateway::AVINFO_CONCURRENCY;
 use crate::process::BUILD_COMMAND;
 use crate::report::{format_count, Report};
+use crate::scenarios::listing::{middle_page, PER_PAGE};
 
 /// Returns the method section, with the sizes of this run.
 fn method(sizes: Sizes) -> String {
@@ -47,10 +48,11 @@ fn method(sizes: Sizes) -> String {
   of messages. The messages cycle through at most 800 VINs, so the later lookups are plugin
   cache hits. Latency is per message, from its `created_at` to the sink's receive time.
 - **listing.** One real message is stored through a sync send. Then SQL copies it into the
-  ledger (`client_seq` dense, fresh request hashes, all unread) until the client has
-  {small} and then {large} messages, with the gateway stopped. Each page variant (first page,
-  after the middle id, a page number) is read {listing} times over {listing_connections}, with
-  `per_page=100`, ascending. The "× baseline" column is relative to the baseline over the same
+  ledger (`client_seq` dense, fresh request hashes, every third copy read) until the client has
+  {small} and then {large} messages, with the gateway stopped. Each page variant is read
+  {listing} times over {listing_connections}, with `per_page=100`, ascending: the first page,
+  the page after the middle id, a fixed page number, and the page number in the middle of the
+  listing (for list-new at {large} messages, page {deep_new}, past {deep_skip} unread messages). The "× baseline" column is relative to the baseline over the same
   number of connections.
 - **memory.** VmRSS from `/proc/PID/status`: the gateway after 1 s idle with its four plugins
   loaded, and the highest of the samples taken every 50 ms during e2e.
@@ -68,6 +70,8 @@ fn method(sizes: Sizes) -> String {
         small = format_count(sizes.listing_rows[0]),
         large = format_count(sizes.listing_rows[1]),
         listing = format_count(sizes.listing_requests),
+        deep_new = format_count(middle_page("list-new", sizes.listing_rows[1])),
+        deep_skip = format_count((middle_page("list-new", sizes.listing_rows[1]) - 1) * PER_PAGE),
         listing_connections = match sizes.listing_connections {
             1 => "one connection".to_string(),
             count => format!("{count} connections"),

@@ -490,6 +490,42 @@ fn list_new_drops_read() {
     assert_eq!(list(&gateway, "/sync/message/list-all", &[("per_page", "100")])["meta"]["count"], 25);
 }
 
+#[test]
+fn list_new_page_numbers_skip_read_messages() {
+    let (_mock, gateway) = start();
+    let ids = send_echoes(&gateway, 40);
+    for index in [0, 5, 6, 17, 30, 39] {
+        let (status, body) = gateway.call("GET", "/sync/message/get", &[("id", &ids[index].to_string())]);
+        assert_eq!(status, 200, "{body}");
+    }
+    let unread: Vec<i64> = ids.iter().enumerate().filter(|(index, _)| ![0, 5, 6, 17, 30, 39].contains(index)).map(|(_, id)| *id).collect();
+    assert_eq!(unread.len(), 34);
+
+    let page = |page: &str, order: &str, anchor: Option<i64>| {
+        let anchor = anchor.map(|id| id.to_string());
+        let mut params = vec![("per_page", "10"), ("page", page), ("order", order)];
+        if let Some(anchor) = &anchor {
+            params.push(("id", anchor));
+        }
+        list(&gateway, "/sync/message/list-new", &params)
+    };
+    let body = page("2", "asc", None);
+    assert_eq!(ids_of(&body), unread[10..20]);
+    assert_eq!(body["meta"]["has_more"], true);
+    let body = page("4", "asc", None);
+    assert_eq!(ids_of(&body), unread[30..34]);
+    assert_eq!(body["meta"]["has_more"], false);
+    assert_eq!(ids_of(&page("5", "asc", None)), Vec::<i64>::new());
+
+    let newest_first: Vec<i64> = unread.iter().rev().copied().collect();
+    assert_eq!(ids_of(&page("3", "desc", None)), newest_first[20..30]);
+    // From an anchor that is itself read: page 2 after message ids[6].
+    let after_anchor: Vec<i64> = unread.iter().copied().filter(|id| *id > ids[6]).collect();
+    assert_eq!(ids_of(&page("2", "asc", Some(ids[6]))), after_anchor[10..20]);
+    let before_anchor: Vec<i64> = newest_first.iter().copied().filter(|id| *id < ids[30]).collect();
+    assert_eq!(ids_of(&page("2", "desc", Some(ids[30]))), before_anchor[10..20]);
+}
+
 // ---- Replays ----
 
 #[test]

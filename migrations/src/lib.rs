@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261204_000001_create_ledger;
 mod m20261204_000002_feeds_jobs_pools;
 mod m20261204_000003_client_secrets;
+mod m20261204_000004_unread_counts;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000001_create_ledger::Migration),
             Box::new(m20261204_000002_feeds_jobs_pools::Migration),
             Box::new(m20261204_000003_client_secrets::Migration),
+            Box::new(m20261204_000004_unread_counts::Migration),
         ]
     }
 }

@@ -1,5 +1,6 @@
 //! Scenario `listing`: `list-new` and `list-all` page latency at two ledger sizes of one client,
-//! at the first page, in the middle by anchor id, and by page number.
+//! at the first page, in the middle by anchor id, at a fixed page number, and at the page number
+//! in the middle of the listing (which grows with the table).
 
 use std::sync::Arc;
 
@@ -13,10 +14,17 @@ use crate::report::ListingRow;
 use crate::sign::{signed_form, Credentials};
 
 /// Page size of every listing request.
-const PER_PAGE: u64 = 100;
+pub const PER_PAGE: u64 = 100;
 
 /// Highest page number that the page-number variant reads.
 const DEEPEST_PAGE: u64 = 50;
+
+/// The page number in the middle of `listing` when the client has `rows` messages. Two thirds
+/// of them are unread (see [`fill_to`]); list-all has them all.
+pub fn middle_page(listing: &str, rows: u64) -> u64 {
+    let listed = if listing == "list-new" { rows * 2 / 3 } else { rows };
+    (listed / PER_PAGE / 2).max(1)
+}
 
 /// Returns a source of signed listing requests; every request is the same page.
 fn listing_requests(credentials: Credentials, listing: &'static str, params: Vec<(&'static str, String)>) -> RequestSource {
@@ -75,12 +83,13 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
 
         // Ids are 1..=rows, because this client's messages are the only ones in the table.
         let middle = (rows / 2).to_string();
-        let variants: [(String, Vec<(&'static str, String)>); 3] = [
-            ("first page".to_string(), vec![]),
-            ("after the middle id".to_string(), vec![("id", middle)]),
-            (format!("page {page_number}"), vec![("page", page_number.to_string())]),
-        ];
         for listing in ["list-new", "list-all"] {
+            let variants: [(String, Vec<(&'static str, String)>); 4] = [
+                ("first page".to_string(), vec![]),
+                ("after the middle id".to_string(), vec![("id", middle.clone())]),
+                (format!("page {page_number}"), vec![("page", page_number.to_string())]),
+                ("middle page by number".to_string(), vec![("page", middle_page(listing, rows).to_string())]),
+            ];
             for (variant, params) in &variants {
                 let source = listing_requests(gateway.credentials.clone(), listing, params.clone());
                 let mut client = LoadClient::connect(gateway.address, sizes.listing_connections).await?.measure_cpu_of(gateway.process()?.pid());

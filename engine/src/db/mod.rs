@@ -14,6 +14,7 @@ pub mod feed_event;
 pub mod job;
 pub mod job_run;
 pub mod message;
+pub mod unread_count;
 
 use std::str::FromStr;
 use std::time::Duration;

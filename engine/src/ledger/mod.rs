@@ -8,6 +8,9 @@ use sea_orm::{
 
 use crate::db::{attempt, message, Db};
 use crate::status::Status;
+use unread::{UnreadWalk, Walk};
+
+pub mod unread;
 
 /// Current time in Unix milliseconds.
 pub fn now_ms() -> i64 {
@@ -327,38 +330,79 @@ pub async fn find(db: &Db, id: i64) -> Result<Option<message::Model>, DbErr> {
 /// Lists a page of a client's messages by keyset anchor and page number.
 ///
 /// Unread listings take the page's ids from the `(client_id, read_at, id)` index alone, so their cost
-/// does not depend on the table size, but a page number above 1 skips `(page - 1) * per_page` index
-/// entries. Full listings go through [`list_by_sequence`], whose cost depends on neither.
+/// does not depend on the table size. A page number above 1 is found through the unread counts
+/// per block of the client's sequence ([`unread`]), so its cost does not depend on the page number
+/// either. Full listings go through [`list_by_sequence`], whose cost depends on neither.
 pub async fn list(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr> {
     if !query.unread_only {
         return list_by_sequence(db, query).await;
     }
+    if query.page == 1 {
+        return list_unread_from(&db.reader, query, query.anchor.map(|anchor| (anchor, false))).await;
+    }
+    // One read transaction, so that the counts and the page come from the same snapshot.
+    let transaction = db.reader.begin().await?;
+    let walk = UnreadWalk {
+        connection: &transaction,
+        client_id: query.client_id,
+        walk: match query.order {
+            ListOrder::Asc => Walk::Up,
+            ListOrder::Desc => Walk::Down,
+        },
+    };
+    let skip = (query.page - 1) * query.per_page;
+    let page = match walk_start(&transaction, query).await? {
+        Some(start) => match walk.locate(start, skip).await? {
+            Some(first) => list_unread_from(&transaction, query, Some((first, true))).await?,
+            None => ListPage { rows: Vec::new(), has_more: false },
+        },
+        None => ListPage { rows: Vec::new(), has_more: false },
+    };
+    transaction.commit().await?;
+    Ok(page)
+}
 
+/// The sequence number where a walk through the client's unread messages starts: the first one
+/// after the anchor upward, or one above the last one before the anchor downward. None when no
+/// message lies beyond the anchor.
+async fn walk_start<C: ConnectionTrait>(connection: &C, query: &ListQuery) -> Result<Option<i64>, DbErr> {
+    let mut found = message::Entity::find()
+        .select_only()
+        .column(message::Column::ClientSeq)
+        .filter(message::Column::ClientId.eq(query.client_id));
+    found = match (query.order, query.anchor) {
+        (ListOrder::Asc, Some(anchor)) => found.filter(message::Column::Id.gt(anchor)).order_by_asc(message::Column::Id),
+        (ListOrder::Asc, None) => found.order_by_asc(message::Column::Id),
+        (ListOrder::Desc, Some(anchor)) => found.filter(message::Column::Id.lt(anchor)).order_by_desc(message::Column::Id),
+        (ListOrder::Desc, None) => found.order_by_desc(message::Column::Id),
+    };
+    let sequence: Option<i64> = found.limit(1).into_tuple().one(connection).await?;
+    Ok(sequence.map(|sequence| match query.order {
+        ListOrder::Asc => sequence,
+        ListOrder::Desc => sequence + 1,
+    }))
+}
+
+/// Lists one page of unread messages from a boundary id in the query's order; the boundary is
+/// excluded (`(id, false)`, an anchor) or included (`(id, true)`, a page's first message).
+async fn list_unread_from<C: ConnectionTrait>(connection: &C, query: &ListQuery, boundary: Option<(i64, bool)>) -> Result<ListPage, DbErr> {
     let mut ids = message::Entity::find()
         .select_only()
         .column(message::Column::Id)
-        .filter(message::Column::ClientId.eq(query.client_id));
-    if query.unread_only {
-        ids = ids.filter(message::Column::ReadAt.is_null());
-    }
-    if let Some(anchor) = query.anchor {
-        ids = match query.order {
-            ListOrder::Asc => ids.filter(message::Column::Id.gt(anchor)),
-            ListOrder::Desc => ids.filter(message::Column::Id.lt(anchor)),
-        };
-    }
+        .filter(message::Column::ClientId.eq(query.client_id))
+        .filter(message::Column::ReadAt.is_null());
+    ids = match (query.order, boundary) {
+        (_, None) => ids,
+        (ListOrder::Asc, Some((id, false))) => ids.filter(message::Column::Id.gt(id)),
+        (ListOrder::Asc, Some((id, true))) => ids.filter(message::Column::Id.gte(id)),
+        (ListOrder::Desc, Some((id, false))) => ids.filter(message::Column::Id.lt(id)),
+        (ListOrder::Desc, Some((id, true))) => ids.filter(message::Column::Id.lte(id)),
+    };
     let order = match query.order {
         ListOrder::Asc => Order::Asc,
         ListOrder::Desc => Order::Desc,
     };
-    let offset = (query.page - 1) * query.per_page;
-    let id_rows = ids
-        .order_by(message::Column::Id, order.clone())
-        .offset(offset)
-        .limit(query.per_page + 1)
-        .into_model::<IdRow>()
-        .all(&db.reader)
-        .await?;
+    let id_rows = ids.order_by(message::Column::Id, order.clone()).limit(query.per_page + 1).into_model::<IdRow>().all(connection).await?;
 
     let has_more = id_rows.len() as u64 > query.per_page;
     let page_ids: Vec<i64> = id_rows.into_iter().take(query.per_page as usize).map(|row| row.id).collect();
@@ -370,7 +414,7 @@ pub async fn list(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr> {
         .filter(message::Column::Id.is_in(page_ids))
         .order_by(message::Column::Id, order)
         .into_model::<ListedMessage>()
-        .all(&db.reader)
+        .all(connection)
         .await?;
     Ok(ListPage { rows, has_more })
 }

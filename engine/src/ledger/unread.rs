@@ -1,0 +1,201 @@
+//! Page numbers of `list-new` at a cost that does not grow with the page number.
+//!
+//! Reads change the set of unread messages anywhere in a client's history, so no dense numbering
+//! of them can be stored. Instead, triggers keep the count of unread messages per block of the
+//! client's sequence (table `unread_counts`) at two levels: blocks of 256 sequence numbers and
+//! blocks of 65,536. Finding the first message of page N walks these counts and steps through
+//! index entries only inside one block of 256:
+//!
+//! 1. the rest of the level-1 block holding the start, entry by entry (at most 256 entries);
+//! 2. the rest of the level-2 block, by level-1 counts (at most 256 rows);
+//! 3. the following level-2 blocks by their counts (one row per 65,536 messages of the client),
+//!    then down into one level-2 block by level-1 counts and into one level-1 block by entries.
+//!
+//! A client's message ids and sequence numbers grow together, so a range of sequence numbers is
+//! also a range of ids in the `(client_id, read_at, id)` index of unread messages.
+
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::db::{message, unread_count};
+
+/// Level 1 counts blocks of `1 << LEVEL1_SHIFT` sequence numbers.
+const LEVEL1_SHIFT: u32 = 8;
+/// Level 2 counts blocks of `1 << LEVEL2_SHIFT` sequence numbers.
+const LEVEL2_SHIFT: u32 = 16;
+
+/// Direction of a walk through a client's sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// Upward from a first sequence number (inclusive).
+    Up,
+    /// Downward from below a sequence number (exclusive).
+    Down,
+}
+
+impl Walk {
+    /// Returns the part of the `shift`-sized block at `position` that the walk still has to pass,
+    /// as a half-open range of sequence numbers.
+    fn block_rest(self, position: i64, shift: u32) -> (i64, i64) {
+        match self {
+            Walk::Up => (position, ((position >> shift) + 1) << shift),
+            Walk::Down => (((position - 1) >> shift) << shift, position),
+        }
+    }
+
+    /// Returns the position the walk reaches after passing the range `(low, high)`.
+    fn after(self, (low, high): (i64, i64)) -> i64 {
+        match self {
+            Walk::Up => high,
+            Walk::Down => low,
+        }
+    }
+
+    /// Returns the position at which the walk enters block `bucket` of size `1 << shift`.
+    fn entry(self, bucket: i64, shift: u32) -> i64 {
+        match self {
+            Walk::Up => bucket << shift,
+            Walk::Down => (bucket + 1) << shift,
+        }
+    }
+
+    fn order(self) -> Order {
+        match self {
+            Walk::Up => Order::Asc,
+            Walk::Down => Order::Desc,
+        }
+    }
+}
+
+/// Unread messages of one client, walked by sequence number.
+pub struct UnreadWalk<'c, C> {
+    pub connection: &'c C,
+    pub client_id: i32,
+    pub walk: Walk,
+}
+
+impl<C: ConnectionTrait> UnreadWalk<'_, C> {
+    /// Returns the id of the unread message that comes `skip` unread messages after `start` (0 is
+    /// the first one at or after `start` upward, or below `start` downward), or none when fewer
+    /// unread messages remain.
+    pub async fn locate(&self, start: i64, mut skip: u64) -> Result<Option<i64>, DbErr> {
+        if self.walk == Walk::Down && start <= 0 {
+            return Ok(None);
+        }
+        // 1. The rest of the level-1 block holding the start, entry by entry.
+        let rest = self.walk.block_rest(start, LEVEL1_SHIFT);
+        let unread = self.count_between(rest).await?;
+        if skip < unread {
+            return self.nth(start, skip).await;
+        }
+        skip -= unread;
+
+        // 2. The rest of the level-2 block, by level-1 counts.
+        let (low, high) = self.walk.block_rest(self.walk.after(rest), LEVEL2_SHIFT);
+        let level1 = self.counts(1, Some(low >> LEVEL1_SHIFT), Some(high >> LEVEL1_SHIFT)).await?;
+        if let Some(found) = self.descend(level1, &mut skip).await? {
+            return Ok(Some(found));
+        }
+
+        // 3. Whole level-2 blocks, then down into the one that holds the message.
+        let position = self.walk.after((low, high));
+        let level2 = match self.walk {
+            Walk::Up => self.counts(2, Some(position >> LEVEL2_SHIFT), None).await?,
+            Walk::Down => self.counts(2, None, Some(position >> LEVEL2_SHIFT)).await?,
+        };
+        for (bucket, unread) in level2 {
+            if skip < unread {
+                let first = bucket << (LEVEL2_SHIFT - LEVEL1_SHIFT);
+                let last = (bucket + 1) << (LEVEL2_SHIFT - LEVEL1_SHIFT);
+                let level1 = self.counts(1, Some(first), Some(last)).await?;
+                return match self.descend(level1, &mut skip).await? {
+                    Some(found) => Ok(Some(found)),
+                    None => Err(DbErr::Custom(format!(
+                        "unread_counts of client {} disagree between level 2 block {bucket} and its level-1 blocks",
+                        self.client_id
+                    ))),
+                };
+            }
+            skip -= unread;
+        }
+        Ok(None)
+    }
+
+    /// Passes level-1 blocks by their counts; returns the message once the block holding it is
+    /// reached, and otherwise lowers `skip` by every block passed.
+    async fn descend(&self, level1: Vec<(i64, u64)>, skip: &mut u64) -> Result<Option<i64>, DbErr> {
+        for (bucket, unread) in level1 {
+            if *skip < unread {
+                return self.nth(self.walk.entry(bucket, LEVEL1_SHIFT), *skip).await;
+            }
+            *skip -= unread;
+        }
+        Ok(None)
+    }
+
+    /// Non-zero counts of `level` for the buckets in `[from, to)`, in walk order.
+    async fn counts(&self, level: i16, from: Option<i64>, to: Option<i64>) -> Result<Vec<(i64, u64)>, DbErr> {
+        let mut query = unread_count::Entity::find()
+            .select_only()
+            .column(unread_count::Column::Bucket)
+            .column(unread_count::Column::Unread)
+            .filter(unread_count::Column::ClientId.eq(self.client_id))
+            .filter(unread_count::Column::Level.eq(level))
+            .filter(unread_count::Column::Unread.gt(0));
+        if let Some(from) = from {
+            query = query.filter(unread_count::Column::Bucket.gte(from));
+        }
+        if let Some(to) = to {
+            query = query.filter(unread_count::Column::Bucket.lt(to));
+        }
+        let rows: Vec<(i64, i64)> = query.order_by(unread_count::Column::Bucket, self.walk.order()).into_tuple().all(self.connection).await?;
+        Ok(rows.into_iter().map(|(bucket, unread)| (bucket, unread as u64)).collect())
+    }
+
+    /// Id of the client's first message whose sequence number is `sequence` or above.
+    async fn id_from(&self, sequence: i64) -> Result<Option<i64>, DbErr> {
+        message::Entity::find()
+            .select_only()
+            .column(message::Column::Id)
+            .filter(message::Column::ClientId.eq(self.client_id))
+            .filter(message::Column::ClientSeq.gte(sequence))
+            .order_by_asc(message::Column::ClientSeq)
+            .limit(1)
+            .into_tuple()
+            .one(self.connection)
+            .await
+    }
+
+    fn unread(&self) -> sea_orm::Select<message::Entity> {
+        message::Entity::find()
+            .select_only()
+            .column(message::Column::Id)
+            .filter(message::Column::ClientId.eq(self.client_id))
+            .filter(message::Column::ReadAt.is_null())
+    }
+
+    /// Unread messages with a sequence number in `[low, high)`.
+    async fn count_between(&self, (low, high): (i64, i64)) -> Result<u64, DbErr> {
+        let Some(first) = self.id_from(low).await? else {
+            return Ok(0);
+        };
+        let mut query = self.unread().filter(message::Column::Id.gte(first));
+        if let Some(end) = self.id_from(high).await? {
+            query = query.filter(message::Column::Id.lt(end));
+        }
+        let counted: Option<i64> =
+            query.select_only().column_as(message::Column::Id.count(), "count").into_tuple().one(self.connection).await?;
+        Ok(counted.unwrap_or(0) as u64)
+    }
+
+    /// Id of the unread message `skip` places from `position` in walk order.
+    async fn nth(&self, position: i64, skip: u64) -> Result<Option<i64>, DbErr> {
+        let bound = self.id_from(position).await?;
+        let query = match (self.walk, bound) {
+            (Walk::Up, Some(first)) => self.unread().filter(message::Column::Id.gte(first)),
+            (Walk::Up, None) => return Ok(None),
+            (Walk::Down, Some(end)) => self.unread().filter(message::Column::Id.lt(end)),
+            (Walk::Down, None) => self.unread(),
+        };
+        query.order_by(message::Column::Id, self.walk.order()).offset(skip).limit(1).into_tuple().one(self.connection).await
+    }
+}
