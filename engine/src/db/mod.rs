@@ -53,7 +53,10 @@ impl Db {
             .foreign_keys(true)
             // `uig serve` checkpoints in the background (`checkpoint_wal`), so a commit does not
             // wait for the database file's fsync. CLI commands leave it to SQLite's close.
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            // Room for a whole listing page (per_page is at most 1000, plus one row for has_more),
+            // so the connection's thread does not wait for the reader halfway through a page.
+            .row_buffer_size(1024);
 
         let connect_error = |error: sqlx::Error| DbErr::Custom(format!("cannot open database: {error}"));
         let writer = SqlitePoolOptions::new()

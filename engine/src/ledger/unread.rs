@@ -14,6 +14,7 @@
 //! A client's message ids and sequence numbers grow together, so a range of sequence numbers is
 //! also a range of ids in the `(client_id, read_at, id)` index of unread messages.
 
+use sea_orm::sea_query::{Expr, Func, Query, SimpleExpr};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::db::{message, unread_count};
@@ -151,18 +152,23 @@ impl<C: ConnectionTrait> UnreadWalk<'_, C> {
         Ok(rows.into_iter().map(|(bucket, unread)| (bucket, unread as u64)).collect())
     }
 
-    /// Id of the client's first message whose sequence number is `sequence` or above.
-    async fn id_from(&self, sequence: i64) -> Result<Option<i64>, DbErr> {
-        message::Entity::find()
-            .select_only()
+    /// Returns a subquery for the id of the client's first message whose sequence number is
+    /// `sequence` or above; with `or_last`, a value above every id when there is none.
+    fn id_from(&self, sequence: i64, or_last: bool) -> SimpleExpr {
+        let first = Query::select()
             .column(message::Column::Id)
-            .filter(message::Column::ClientId.eq(self.client_id))
-            .filter(message::Column::ClientSeq.gte(sequence))
-            .order_by_asc(message::Column::ClientSeq)
+            .from(message::Entity)
+            .and_where(message::Column::ClientId.eq(self.client_id))
+            .and_where(message::Column::ClientSeq.gte(sequence))
+            .order_by(message::Column::ClientSeq, Order::Asc)
             .limit(1)
-            .into_tuple()
-            .one(self.connection)
-            .await
+            .to_owned();
+        let first = SimpleExpr::SubQuery(None, Box::new(first.into_sub_query_statement()));
+        if or_last {
+            Func::coalesce([first, Expr::value(i64::MAX)]).into()
+        } else {
+            first
+        }
     }
 
     fn unread(&self) -> sea_orm::Select<message::Entity> {
@@ -173,29 +179,26 @@ impl<C: ConnectionTrait> UnreadWalk<'_, C> {
             .filter(message::Column::ReadAt.is_null())
     }
 
-    /// Unread messages with a sequence number in `[low, high)`.
+    /// Counts unread messages with a sequence number in `[low, high)`.
     async fn count_between(&self, (low, high): (i64, i64)) -> Result<u64, DbErr> {
-        let Some(first) = self.id_from(low).await? else {
-            return Ok(0);
-        };
-        let mut query = self.unread().filter(message::Column::Id.gte(first));
-        if let Some(end) = self.id_from(high).await? {
-            query = query.filter(message::Column::Id.lt(end));
-        }
-        let counted: Option<i64> =
-            query.select_only().column_as(message::Column::Id.count(), "count").into_tuple().one(self.connection).await?;
+        let counted: Option<i64> = self
+            .unread()
+            .filter(Expr::col(message::Column::Id).gte(self.id_from(low, false)))
+            .filter(Expr::col(message::Column::Id).lt(self.id_from(high, true)))
+            .select_only()
+            .column_as(message::Column::Id.count(), "count")
+            .into_tuple()
+            .one(self.connection)
+            .await?;
         Ok(counted.unwrap_or(0) as u64)
     }
 
-    /// Id of the unread message `skip` places from `position` in walk order.
+    /// Returns the id of the unread message `skip` places from `position` in walk order.
     async fn nth(&self, position: i64, skip: u64) -> Result<Option<i64>, DbErr> {
-        let bound = self.id_from(position).await?;
-        let query = match (self.walk, bound) {
-            (Walk::Up, Some(first)) => self.unread().filter(message::Column::Id.gte(first)),
-            (Walk::Up, None) => return Ok(None),
-            (Walk::Down, Some(end)) => self.unread().filter(message::Column::Id.lt(end)),
-            (Walk::Down, None) => self.unread(),
+        let bound = match self.walk {
+            Walk::Up => Expr::col(message::Column::Id).gte(self.id_from(position, false)),
+            Walk::Down => Expr::col(message::Column::Id).lt(self.id_from(position, true)),
         };
-        query.order_by(message::Column::Id, self.walk.order()).offset(skip).limit(1).into_tuple().one(self.connection).await
+        self.unread().filter(bound).order_by(message::Column::Id, self.walk.order()).offset(skip).limit(1).into_tuple().one(self.connection).await
     }
 }
