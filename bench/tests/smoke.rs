@@ -61,7 +61,7 @@ fn all_scenarios_yield_figures() {
     }
 
     let listings = results["listings"].as_array().unwrap();
-    assert_eq!(listings.len(), 12, "expected 2 listings × 3 pages × 2 sizes");
+    assert_eq!(listings.len(), 16, "expected 2 listings × 4 pages × 2 sizes");
     for row in listings {
         assert_eq!(row["figures"]["errors"], 0, "listing had errors: {row}");
         assert!(row["figures"]["p99_ms"].as_f64().is_some_and(|p99| p99 > 0.0), "listing has no p99: {row}");

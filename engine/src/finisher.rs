@@ -4,7 +4,8 @@
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::{message, Db};
-use crate::ledger::{self, AttemptRecord, DeliveryResult};
+use crate::ledger::batch::{finish_batch, Finish, Finished};
+use crate::ledger::{AttemptRecord, DeliveryResult};
 
 /// Largest number of results stored in one transaction.
 const MAX_BATCH: usize = 256;
@@ -22,10 +23,20 @@ enum Outcome {
     Sync { attempt: AttemptRecord, result: DeliveryResult, reply: oneshot::Sender<Result<message::Model, String>> },
 }
 
-/// A stored outcome waiting for its batch's commit before its reply is sent.
-enum Done {
-    Flag(oneshot::Sender<Result<bool, String>>, bool),
-    Message(oneshot::Sender<Result<message::Model, String>>, message::Model),
+/// The channel that receives one outcome's result once its batch is committed.
+enum Reply {
+    Flag(oneshot::Sender<Result<bool, String>>),
+    Message(oneshot::Sender<Result<message::Model, String>>),
+}
+
+impl Outcome {
+    fn split(self) -> (Finish, Reply) {
+        match self {
+            Outcome::Delivery { owner, attempt, result, reply } => (Finish::Delivery { owner, attempt, result }, Reply::Flag(reply)),
+            Outcome::Callback { attempt, state, next_at, reply } => (Finish::Callback { attempt, state, next_at }, Reply::Flag(reply)),
+            Outcome::Sync { attempt, result, reply } => (Finish::Sync { attempt, result }, Reply::Message(reply)),
+        }
+    }
 }
 
 /// Handle of the group-commit task for results.
@@ -42,7 +53,7 @@ impl Finisher {
         Finisher { sender }
     }
 
-    /// Stores a delivery attempt and its result as [`ledger::finish_delivery`] does, in the next
+    /// Stores a delivery attempt and its result as [`crate::ledger::finish_delivery`] does, in the next
     /// batch; returns false when the lease was lost.
     pub async fn delivery(&self, owner: &str, attempt: AttemptRecord, result: DeliveryResult) -> Result<bool, String> {
         let (reply, answer) = oneshot::channel();
@@ -55,7 +66,7 @@ impl Finisher {
         self.submit(Outcome::Callback { attempt, state, next_at, reply }, answer).await.map(|_| ())
     }
 
-    /// Stores the attempt of a sync send and its result as [`ledger::finish_sync`] does, in the
+    /// Stores the attempt of a sync send and its result as [`crate::ledger::finish_sync`] does, in the
     /// next batch, and returns the stored message.
     pub async fn sync(&self, attempt: AttemptRecord, result: DeliveryResult) -> Result<message::Model, String> {
         let (reply, answer) = oneshot::channel();
@@ -73,38 +84,29 @@ async fn run(db: Db, mut receiver: mpsc::Receiver<Outcome>) {
 
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (finishes, replies): (Vec<Finish>, Vec<Reply>) = batch.drain(..).map(Outcome::split).unzip();
         let stored = async {
             let transaction = db.writer.begin().await?;
-            let mut replies = Vec::with_capacity(batch.len());
-            for outcome in batch.drain(..) {
-                match outcome {
-                    Outcome::Delivery { owner, attempt, result, reply } => {
-                        let lease_held = ledger::finish_delivery_on(&transaction, &owner, attempt, result).await?;
-                        replies.push(Done::Flag(reply, lease_held));
-                    }
-                    Outcome::Callback { attempt, state, next_at, reply } => {
-                        ledger::finish_callback_on(&transaction, attempt, state, next_at).await?;
-                        replies.push(Done::Flag(reply, true));
-                    }
-                    Outcome::Sync { attempt, result, reply } => {
-                        let stored = ledger::finish_sync_on(&transaction, attempt, result).await?;
-                        replies.push(Done::Message(reply, stored));
-                    }
-                }
-            }
+            let finished = finish_batch(&transaction, finishes).await?;
             transaction.commit().await?;
-            Ok::<_, sea_orm::DbErr>(replies)
+            Ok::<_, sea_orm::DbErr>(finished)
         }
         .await;
         match stored {
-            Ok(replies) => {
-                for done in replies {
-                    match done {
-                        Done::Flag(reply, flag) => {
-                            let _ = reply.send(Ok(flag));
+            Ok(finished) => {
+                for (reply, finished) in replies.into_iter().zip(finished) {
+                    match (reply, finished) {
+                        (Reply::Flag(reply), Finished::Delivery(lease_held)) => {
+                            let _ = reply.send(Ok(lease_held));
                         }
-                        Done::Message(reply, stored) => {
-                            let _ = reply.send(Ok(stored));
+                        (Reply::Flag(reply), _) => {
+                            let _ = reply.send(Ok(true));
+                        }
+                        (Reply::Message(reply), Finished::Sync(stored)) => {
+                            let _ = reply.send(Ok(*stored));
+                        }
+                        (Reply::Message(reply), _) => {
+                            let _ = reply.send(Err("the stored result is not the message of a sync send".to_string()));
                         }
                     }
                 }

@@ -10,6 +10,7 @@ use crate::db::{attempt, message, Db};
 use crate::status::Status;
 use unread::{UnreadWalk, Walk};
 
+pub mod batch;
 pub mod unread;
 
 /// Current time in Unix milliseconds.
@@ -673,7 +674,8 @@ pub async fn finish_sync_on<C: ConnectionTrait>(connection: &C, attempt: Attempt
         .ok_or_else(|| DbErr::RecordNotFound(format!("message {message_id}")))
 }
 
-async fn insert_attempt(connection: &impl ConnectionTrait, attempt: AttemptRecord) -> Result<(), DbErr> {
+/// Builds the row of an attempt.
+fn attempt_row(attempt: AttemptRecord) -> attempt::ActiveModel {
     attempt::ActiveModel {
         message_id: Set(attempt.message_id),
         kind: Set(attempt.kind.to_string()),
@@ -684,8 +686,10 @@ async fn insert_attempt(connection: &impl ConnectionTrait, attempt: AttemptRecor
         error: Set(attempt.error),
         ..Default::default()
     }
-    .insert(connection)
-    .await?;
+}
+
+async fn insert_attempt(connection: &impl ConnectionTrait, attempt: AttemptRecord) -> Result<(), DbErr> {
+    attempt_row(attempt).insert(connection).await?;
     Ok(())
 }
 

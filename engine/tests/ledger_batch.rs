@@ -1,0 +1,205 @@
+//! Results stored per batch (`ledger::batch::finish_batch`) leave the ledger exactly as storing
+//! them one by one does: every delivery, sync and callback outcome, a lost lease, and two results
+//! for one message in a batch.
+
+use sea_orm::{EntityTrait, QueryOrder, TransactionTrait};
+use uig_engine::crypto::MasterKey;
+use uig_engine::db::{attempt, message, Db};
+use uig_engine::ledger::batch::{finish_batch, Finish, Finished};
+use uig_engine::ledger::{self, AttemptRecord, DeliveryResult, NewMessage};
+use uig_engine::status::Status;
+
+async fn open(path: &std::path::Path) -> Db {
+    let db = Db::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+/// Stores one message of each kind the results below touch; returns their ids in order.
+async fn fill(db: &Db) -> Vec<i64> {
+    let key = MasterKey::from_hex(&MasterKey::generate_hex()).unwrap();
+    let client_id = uig_engine::clients::create(db, &key, "batch", &[], &[], None, None).await.unwrap().id;
+    let new = |index: usize, status: Status, lease: Option<&str>, callback: bool| NewMessage {
+        client_id,
+        recipient: "testkit".to_string(),
+        entity: "echo".to_string(),
+        message: format!(r#"{{"n":{index}}}"#),
+        status,
+        callback_url: callback.then(|| "http://127.0.0.1:9/hook".to_string()),
+        request_hash: None,
+        idempotency_key: None,
+        pool: "worker".to_string(),
+        lease: lease.map(|owner| (owner.to_string(), 60_000)),
+    };
+    let batch = vec![
+        new(0, Status::Processing, Some("w1"), true),
+        new(1, Status::Processing, Some("w1"), false),
+        new(2, Status::Processing, Some("w1"), true),
+        new(3, Status::Processing, Some("w1"), true),
+        new(4, Status::Processing, Some("w1"), false),
+        new(5, Status::Processing, Some("w2"), true),
+        new(6, Status::Processing, Some("sync"), false),
+        new(7, Status::Processing, Some("sync"), false),
+        new(8, Status::Processing, Some("sync"), false),
+        new(9, Status::Processing, Some("sync"), false),
+        new(10, Status::Delivered, None, true),
+        new(11, Status::Failed, None, true),
+    ];
+    let stored = ledger::insert_batch(db, &batch, 0).await.unwrap();
+    stored
+        .into_iter()
+        .map(|stored| match stored {
+            ledger::Stored::Created(row) => row.id,
+            ledger::Stored::Existing(row) => panic!("message {} stored twice", row.id),
+        })
+        .collect()
+}
+
+fn attempt(message_id: i64, kind: &'static str, outcome: &str) -> AttemptRecord {
+    AttemptRecord { message_id, kind, number: 1, started_at: 1_000, duration_ms: 7, outcome: outcome.to_string(), error: None }
+}
+
+/// Returns one result of every kind, for the messages of [`fill`].
+fn results(ids: &[i64]) -> Vec<Finish> {
+    let delivery = |index: usize, owner: &str, result: DeliveryResult| Finish::Delivery { owner: owner.to_string(), attempt: attempt(ids[index], "delivery", "done"), result };
+    let sync = |index: usize, result: DeliveryResult| Finish::Sync { attempt: attempt(ids[index], "sync", "done"), result };
+    vec![
+        delivery(0, "w1", DeliveryResult::Delivered { data: r#"{"ok":0}"#.to_string() }),
+        delivery(1, "w1", DeliveryResult::Delivered { data: r#"{"ok":1}"#.to_string() }),
+        delivery(2, "w1", DeliveryResult::Pending { data: r#"{"wait":2}"#.to_string(), external_id: Some("ext-2".to_string()) }),
+        delivery(3, "w1", DeliveryResult::Retry { error: "timed out".to_string(), next_attempt_at: 5 }),
+        delivery(4, "w1", DeliveryResult::Failed { error: "rejected".to_string() }),
+        // Message 5 is leased by w2, so w1's result changes nothing but the attempt.
+        delivery(5, "w1", DeliveryResult::Delivered { data: r#"{"late":5}"#.to_string() }),
+        sync(6, DeliveryResult::Delivered { data: r#"{"sync":6}"#.to_string() }),
+        sync(7, DeliveryResult::Pending { data: r#"{"sync":7}"#.to_string(), external_id: None }),
+        sync(8, DeliveryResult::Retry { error: "upstream down".to_string(), next_attempt_at: 9 }),
+        sync(9, DeliveryResult::Failed { error: "bad vin".to_string() }),
+        Finish::Callback { attempt: attempt(ids[10], "callback", "200"), state: "delivered", next_at: None },
+        Finish::Callback { attempt: attempt(ids[11], "callback", "500"), state: "pending", next_at: Some(77) },
+    ]
+}
+
+/// Stores `batch` as the finisher did before batching: each result with its own statements.
+async fn finish_one_by_one(db: &Db, batch: Vec<Finish>) -> Vec<Finished> {
+    let transaction = db.writer.begin().await.unwrap();
+    let mut finished = Vec::new();
+    for finish in batch {
+        finished.push(match finish {
+            Finish::Delivery { owner, attempt, result } => Finished::Delivery(ledger::finish_delivery_on(&transaction, &owner, attempt, result).await.unwrap()),
+            Finish::Sync { attempt, result } => Finished::Sync(Box::new(ledger::finish_sync_on(&transaction, attempt, result).await.unwrap())),
+            Finish::Callback { attempt, state, next_at } => {
+                ledger::finish_callback_on(&transaction, attempt, state, next_at).await.unwrap();
+                Finished::Callback
+            }
+        });
+    }
+    transaction.commit().await.unwrap();
+    finished
+}
+
+async fn finish_together(db: &Db, batch: Vec<Finish>) -> Vec<Finished> {
+    let transaction = db.writer.begin().await.unwrap();
+    let finished = finish_batch(&transaction, batch).await.unwrap();
+    transaction.commit().await.unwrap();
+    finished
+}
+
+/// Clears the times set to "now" while storing results, which differ by milliseconds between
+/// the two databases.
+fn without_times(mut row: message::Model, since: i64) -> message::Model {
+    if row.updated_at >= since {
+        row.updated_at = 0;
+    }
+    if row.callback_next_at.is_some_and(|at| at >= since) {
+        row.callback_next_at = Some(0);
+    }
+    row
+}
+
+/// Summarises results for comparison: the lease flags and the stored sync messages.
+fn summary(finished: Vec<Finished>, since: i64) -> Vec<String> {
+    finished
+        .into_iter()
+        .map(|finished| match finished {
+            Finished::Delivery(lease_held) => format!("delivery lease_held={lease_held}"),
+            Finished::Callback => "callback".to_string(),
+            Finished::Sync(row) => format!("sync {:?}", without_times(*row, since)),
+        })
+        .collect()
+}
+
+async fn ledger_state(db: &Db, since: i64) -> (Vec<message::Model>, Vec<attempt::Model>) {
+    let messages = message::Entity::find().order_by_asc(message::Column::Id).all(&db.reader).await.unwrap();
+    let attempts = attempt::Entity::find().order_by_asc(attempt::Column::Id).all(&db.reader).await.unwrap();
+    (messages.into_iter().map(|row| without_times(row, since)).collect(), attempts)
+}
+
+/// Stores `make(ids)` one by one in one copy of a filled ledger and per batch in another, and
+/// compares the results and both ledgers.
+async fn compare(make: impl Fn(&[i64]) -> Vec<Finish>) -> (Vec<String>, Vec<message::Model>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (one_path, batch_path) = (dir.path().join("one.db"), dir.path().join("batch.db"));
+    let ids = {
+        let db = open(&one_path).await;
+        let ids = fill(&db).await;
+        db.writer.close().await.unwrap();
+        db.reader.close().await.unwrap();
+        ids
+    };
+    std::fs::copy(&one_path, &batch_path).unwrap();
+    let (one, batch) = (open(&one_path).await, open(&batch_path).await);
+
+    let since = ledger::now_ms();
+    let finished_one = summary(finish_one_by_one(&one, make(&ids)).await, since);
+    let finished_batch = summary(finish_together(&batch, make(&ids)).await, since);
+    assert_eq!(finished_batch, finished_one);
+
+    let (messages_one, attempts_one) = ledger_state(&one, since).await;
+    let (messages_batch, attempts_batch) = ledger_state(&batch, since).await;
+    assert_eq!(attempts_batch, attempts_one);
+    for (batch_row, one_row) in messages_batch.iter().zip(&messages_one) {
+        assert_eq!(batch_row, one_row);
+    }
+    assert_eq!(messages_batch.len(), messages_one.len());
+    (finished_batch, messages_batch)
+}
+
+#[tokio::test]
+async fn batch_matches_one_by_one() {
+    let (finished, messages) = compare(results).await;
+
+    // The comparison covers each kind of change, not only unchanged rows.
+    assert_eq!(finished[5], "delivery lease_held=false");
+    assert_eq!(finished[0], "delivery lease_held=true");
+    let status = |index: usize| messages[index].status.as_str();
+    assert_eq!(
+        (0..10).map(status).collect::<Vec<_>>(),
+        ["delivered", "delivered", "processing", "retrying", "failed", "processing", "delivered", "processing", "failed", "failed"]
+    );
+    assert_eq!(messages[0].callback_state.as_deref(), Some("pending"));
+    assert_eq!(messages[1].callback_state, None);
+    assert_eq!(messages[2].external_id.as_deref(), Some("ext-2"));
+    assert_eq!(messages[3].next_attempt_at, Some(5));
+    assert_eq!(messages[5].lease_owner.as_deref(), Some("w2"));
+    assert_eq!(messages[8].error.as_deref(), Some("upstream down"));
+    assert_eq!(messages[11].callback_next_at, Some(77));
+    assert_eq!(messages[11].callback_attempts, 1);
+}
+
+#[tokio::test]
+async fn batch_with_two_results_for_one_message() {
+    // A late sync result and the worker's redelivery of the same message.
+    let (finished, messages) = compare(|ids| {
+        let mut batch = results(ids);
+        batch.push(Finish::Delivery {
+            owner: "sync".to_string(),
+            attempt: attempt(ids[6], "delivery", "done"),
+            result: DeliveryResult::Delivered { data: r#"{"again":6}"#.to_string() },
+        });
+        batch
+    })
+    .await;
+    assert_eq!(finished.len(), 13);
+    assert_eq!(messages[6].data.as_deref(), Some(r#"{"sync":6}"#));
+}
