@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 use crate::api::messages::format_time;
 use crate::db::message;
@@ -15,35 +15,44 @@ use crate::retry;
 use crate::signature;
 
 /// Runs until `shutdown` turns true.
+///
+/// Up to `callbacks.concurrency` POSTs are in flight at once. A freed slot is filled by the next
+/// claim at once, so one slow receiver does not hold back the callbacks claimed with it.
 pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
     let poll_interval = Duration::from_millis(engine.config.worker.poll_interval_ms);
     // A claimed callback is not due again before its POST has surely timed out.
     let lease_ms = engine.config.callbacks.timeout_ms as i64 + 30_000;
-    tracing::info!("callback worker started");
+    let capacity = engine.config.callbacks.concurrency.max(1);
+    let in_flight = Arc::new(Semaphore::new(capacity));
+    tracing::info!(capacity, "callback worker started");
 
     loop {
         if *shutdown.borrow() {
             break;
         }
-        let claimed = match ledger::claim_due_callbacks(&engine.db, 128, lease_ms).await {
-            Ok(claimed) => claimed,
-            Err(error) => {
-                tracing::error!(%error, "claiming due callbacks failed");
-                Vec::new()
+        let free = in_flight.available_permits() as u64;
+        let claimed = if free == 0 {
+            Vec::new()
+        } else {
+            match ledger::claim_due_callbacks(&engine.db, free, lease_ms).await {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::error!(%error, "claiming due callbacks failed");
+                    Vec::new()
+                }
             }
         };
         let claimed_any = !claimed.is_empty();
-        let tasks: Vec<_> = claimed
-            .into_iter()
-            .map(|message| {
-                let engine = engine.clone();
-                tokio::spawn(async move { deliver(&engine, message).await })
-            })
-            .collect();
-        for task in tasks {
-            let _ = task.await;
+        for message in claimed {
+            let permit = in_flight.clone().acquire_owned().await.expect("callback semaphore is never closed");
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                deliver(&engine, message).await;
+                drop(permit);
+                engine.callback_due.notify_one();
+            });
         }
-        if claimed_any {
+        if claimed_any && in_flight.available_permits() > 0 {
             continue;
         }
 
@@ -53,6 +62,8 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.changed() => {}
         }
     }
+    tracing::info!("callback worker stopping, waiting for callbacks in flight");
+    let _all = in_flight.acquire_many(capacity as u32).await;
     tracing::info!("callback worker stopped");
 }
 

@@ -243,6 +243,9 @@ pub struct CallbackConfig {
     /// Backoff between callback attempts.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Callback POSTs in flight at once on this instance. Default 128.
+    #[serde(default = "default_callback_concurrency")]
+    pub concurrency: usize,
 }
 
 /// Cache of external data.
@@ -439,6 +442,10 @@ fn default_claim_batch() -> u64 {
 fn default_lease_seconds() -> u64 {
     300
 }
+fn default_callback_concurrency() -> usize {
+    128
+}
+
 fn default_callback_timeout_ms() -> u64 {
     10_000
 }
@@ -510,6 +517,7 @@ impl Default for CallbackConfig {
             timeout_ms: default_callback_timeout_ms(),
             max_attempts: default_callback_attempts(),
             retry: RetryConfig::default(),
+            concurrency: default_callback_concurrency(),
         }
     }
 }

@@ -458,3 +458,31 @@ fn host_http_inside_allow_list() {
     let body: Value = serde_json::from_str(delivered["data"]["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["avinfo"]["mode"], "normal");
 }
+
+#[test]
+fn slow_callback_receiver_holds_back_no_other() {
+    let mock = Mock::start();
+    let gateway = Gateway::start_edited(&mock, GatewayOptions::default(), |text| text.replace("[callbacks]\ntimeout_ms = 2000", "[callbacks]\ntimeout_ms = 20000"));
+
+    // A receiver that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let slow_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (accepted, accepted_signal) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+            let _ = accepted.send(());
+        }
+    });
+
+    let slow = send_async(&gateway, "testkit", "echo", r#"{"n":1}"#, Some(&slow_url));
+    accepted_signal.recv_timeout(Duration::from_secs(10)).expect("the slow receiver got no callback");
+    let fast = send_async(&gateway, "testkit", "echo", r#"{"n":2}"#, Some(&callbacks_url(&mock)));
+    wait_until("the callback of the second message", Duration::from_secs(10), || {
+        received_callbacks(&mock).iter().any(|callback| header(callback, "webhook-id") == fast.to_string())
+    });
+
+    // The first callback is still waiting for its answer, so its attempt is not stored yet.
+    assert!(attempt_lines(&show(&gateway, slow), "callback").is_empty());
+}
