@@ -3,11 +3,6 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-// glibc's malloc showed up as about a sixth of the gateway's CPU under load (perf, e2e
-// benchmark); mimalloc serves the many small per-request allocations with less work.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() {
     let filter = EnvFilter::try_from_env("UIG_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
