@@ -79,12 +79,13 @@ impl Engine {
             .timeout(Duration::from_millis(config.callbacks.timeout_ms))
             .build()?;
 
+        let (intake, finisher) = crate::group_commit::start(db.clone());
         let instance_id = format!("{}-{}-{:04x}", hostname(), std::process::id(), rand::random::<u16>());
         Ok(Arc::new(Engine {
             clients: ClientRegistry::new(db.clone(), key),
             limits: crate::limits::Limits::new(&config.limits),
-            intake: crate::intake::Intake::start(db.clone()),
-            finisher: crate::finisher::Finisher::start(db.clone()),
+            intake,
+            finisher,
             pools: config.pool_concurrency().into_iter().map(|(name, _)| (name, Arc::new(Notify::new()))).collect(),
             config,
             db,

@@ -1,20 +1,14 @@
-//! Group commit of delivery and callback results: the outcomes of concurrent attempts are stored
-//! together in one transaction, so one fsync makes a whole batch durable.
+//! Results of delivery, callback and sync attempts, handed to the group-commit task
+//! ([`crate::group_commit`]), which stores the results of concurrent attempts in one transaction.
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{message, Db};
-use crate::ledger::batch::{finish_batch, Finish, Finished};
+use crate::db::message;
+use crate::ledger::batch::Finish;
 use crate::ledger::{AttemptRecord, DeliveryResult};
 
-/// Largest number of results stored in one transaction.
-const MAX_BATCH: usize = 256;
-
-/// Room for results waiting for the next batch; workers wait when it is full.
-const QUEUE: usize = 4096;
-
 /// One result to store.
-enum Outcome {
+pub(crate) enum Outcome {
     /// A delivery attempt; the reply is false when `owner` no longer had the lease.
     Delivery { owner: String, attempt: AttemptRecord, result: DeliveryResult, reply: oneshot::Sender<Result<bool, String>> },
     /// A callback attempt and the callback's next state.
@@ -24,13 +18,13 @@ enum Outcome {
 }
 
 /// The channel that receives one outcome's result once its batch is committed.
-enum Reply {
+pub(crate) enum Reply {
     Flag(oneshot::Sender<Result<bool, String>>),
     Message(oneshot::Sender<Result<message::Model, String>>),
 }
 
 impl Outcome {
-    fn split(self) -> (Finish, Reply) {
+    pub(crate) fn split(self) -> (Finish, Reply) {
         match self {
             Outcome::Delivery { owner, attempt, result, reply } => (Finish::Delivery { owner, attempt, result }, Reply::Flag(reply)),
             Outcome::Callback { attempt, state, next_at, reply } => (Finish::Callback { attempt, state, next_at }, Reply::Flag(reply)),
@@ -46,10 +40,7 @@ pub struct Finisher {
 }
 
 impl Finisher {
-    /// Starts the task on the current runtime.
-    pub fn start(db: Db) -> Finisher {
-        let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(run(db, receiver));
+    pub(crate) fn new(sender: mpsc::Sender<Outcome>) -> Finisher {
         Finisher { sender }
     }
 
@@ -76,45 +67,5 @@ impl Finisher {
     async fn submit<T>(&self, outcome: Outcome, answer: oneshot::Receiver<Result<T, String>>) -> Result<T, String> {
         self.sender.send(outcome).await.map_err(|_| "the result task has stopped".to_string())?;
         answer.await.map_err(|_| "the result task dropped the result; its batch was not stored".to_string())?
-    }
-}
-
-async fn run(db: Db, mut receiver: mpsc::Receiver<Outcome>) {
-    use sea_orm::TransactionTrait;
-
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (finishes, replies): (Vec<Finish>, Vec<Reply>) = batch.drain(..).map(Outcome::split).unzip();
-        let stored = async {
-            let transaction = db.writer.begin().await?;
-            let finished = finish_batch(&transaction, finishes).await?;
-            transaction.commit().await?;
-            Ok::<_, sea_orm::DbErr>(finished)
-        }
-        .await;
-        match stored {
-            Ok(finished) => {
-                for (reply, finished) in replies.into_iter().zip(finished) {
-                    match (reply, finished) {
-                        (Reply::Flag(reply), Finished::Delivery(lease_held)) => {
-                            let _ = reply.send(Ok(lease_held));
-                        }
-                        (Reply::Flag(reply), _) => {
-                            let _ = reply.send(Ok(true));
-                        }
-                        (Reply::Message(reply), Finished::Sync(stored)) => {
-                            let _ = reply.send(Ok(*stored));
-                        }
-                        (Reply::Message(reply), _) => {
-                            let _ = reply.send(Err("the stored result is not the message of a sync send".to_string()));
-                        }
-                    }
-                }
-            }
-            // The senders of a failed batch get no reply, and the rows keep their leases, which
-            // run out so that the messages are claimed and delivered again (at least once). A
-            // sync client gets 503, and the worker finishes its message after the lease.
-            Err(error) => tracing::error!(%error, "storing a batch of results failed; the leases expire and the work is redone"),
-        }
     }
 }

@@ -13,6 +13,7 @@ pub mod directory;
 pub mod engine;
 pub mod feeds;
 pub mod finisher;
+pub mod group_commit;
 pub mod intake;
 pub mod ledger;
 pub mod limits;

@@ -126,10 +126,17 @@ pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) ->
 /// NOTE: on SQLite the single writer connection serializes batches. A backend with concurrent
 /// writers must lock each client's last row to keep the sequence dense.
 pub async fn insert_batch(db: &Db, batch: &[NewMessage], idempotency_since: i64) -> Result<Vec<Stored>, DbErr> {
+    let transaction = db.writer.begin().await?;
+    let stored = insert_batch_on(&transaction, batch, idempotency_since).await?;
+    transaction.commit().await?;
+    Ok(stored)
+}
+
+/// Does the work of [`insert_batch`] on `transaction`, which the caller commits.
+pub async fn insert_batch_on<C: ConnectionTrait>(transaction: &C, batch: &[NewMessage], idempotency_since: i64) -> Result<Vec<Stored>, DbErr> {
     use std::collections::HashMap;
 
     let now = now_ms();
-    let transaction = db.writer.begin().await?;
 
     // Earlier messages with the same hash or idempotency key, found with one query each.
     let clients: Vec<i32> = batch.iter().map(|new| new.client_id).collect();
@@ -141,7 +148,7 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage], idempotency_since: i64)
         let found = message::Entity::find()
             .filter(message::Column::ClientId.is_in(clients.clone()))
             .filter(message::Column::RequestHash.is_in(hashes))
-            .all(&transaction)
+            .all(transaction)
             .await?;
         for row in found {
             if let Some(hash) = row.request_hash.clone() {
@@ -154,7 +161,7 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage], idempotency_since: i64)
             .filter(message::Column::ClientId.is_in(clients.clone()))
             .filter(message::Column::IdempotencyKey.is_in(keys))
             .filter(message::Column::CreatedAt.gte(idempotency_since))
-            .all(&transaction)
+            .all(transaction)
             .await?;
         for row in found {
             if let Some(key) = row.idempotency_key.clone() {
@@ -188,7 +195,7 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage], idempotency_since: i64)
         }
         let seq = match next_seq.get(&new.client_id) {
             Some(seq) => *seq,
-            None => last_sequence(&transaction, new.client_id).await? + 1,
+            None => last_sequence(transaction, new.client_id).await? + 1,
         };
         next_seq.insert(new.client_id, seq + 1);
         let index = new_rows.len();
@@ -208,10 +215,9 @@ pub async fn insert_batch(db: &Db, batch: &[NewMessage], idempotency_since: i64)
     let mut inserted = if new_rows.is_empty() {
         Vec::new()
     } else {
-        message::Entity::insert_many(new_rows).exec_with_returning_many(&transaction).await?
+        message::Entity::insert_many(new_rows).exec_with_returning_many(transaction).await?
     };
     inserted.sort_by_key(|row| row.id);
-    transaction.commit().await?;
 
     let mut first_use = vec![true; inserted.len()];
     let results = plan
