@@ -50,10 +50,11 @@ fn method(sizes: Sizes) -> String {
 - **listing.** One real message is stored through a sync send. Then SQL copies it into the
   ledger (`client_seq` dense, fresh request hashes, every third copy read) until the client has
   {small} and then {large} messages, with the gateway stopped. Each page variant is read
-  {listing} times over {listing_connections}, with `per_page=100`, ascending: the first page,
-  the page after the middle id, a fixed page number, and the page number in the middle of the
-  listing (for list-new at {large} messages, page {deep_new}, past {deep_skip} unread messages). The "× baseline" column is relative to the baseline over the same
-  number of connections.
+  {listing} times over {listing_connections}, with `per_page=100`, ascending. The variants are
+  the first page, the page after the middle id, a fixed page number, and the page number in the
+  middle of the listing (for list-new at {large} messages, page {deep_new}, past {deep_skip}
+  unread messages). The "× baseline" column is relative to the baseline over the same number
+  of connections.
 - **memory.** VmRSS from `/proc/PID/status`: the gateway after 1 s idle with its four plugins
   loaded, and the highest of the samples taken every 50 ms during e2e.
 - **peers.** nginx from Debian's package, run in the foreground with a generated config

@@ -19,7 +19,7 @@ pub const PER_PAGE: u64 = 100;
 /// Highest page number that the page-number variant reads.
 const DEEPEST_PAGE: u64 = 50;
 
-/// The page number in the middle of `listing` when the client has `rows` messages. Two thirds
+/// Returns the page number in the middle of `listing` when the client has `rows` messages. Two thirds
 /// of them are unread (see [`fill_to`]); list-all has them all.
 pub fn middle_page(listing: &str, rows: u64) -> u64 {
     let listed = if listing == "list-new" { rows * 2 / 3 } else { rows };
