@@ -65,7 +65,7 @@ impl Finisher {
     }
 
     async fn submit<T>(&self, outcome: Outcome, answer: oneshot::Receiver<Result<T, String>>) -> Result<T, String> {
-        self.sender.send(outcome).await.map_err(|_| "the result task has stopped".to_string())?;
-        answer.await.map_err(|_| "the result task dropped the result; its batch was not stored".to_string())?
+        self.sender.send(outcome).await.map_err(|_| "the group-commit task has stopped".to_string())?;
+        answer.await.map_err(|_| "the group-commit task dropped the result; its batch was not stored".to_string())?
     }
 }

@@ -28,7 +28,7 @@ impl Intake {
     pub async fn store(&self, message: NewMessage, idempotency_since: i64) -> Result<Stored, String> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending { message, idempotency_since, reply };
-        self.sender.send(pending).await.map_err(|_| "the intake task has stopped".to_string())?;
-        answer.await.map_err(|_| "the intake task dropped the request".to_string())?
+        self.sender.send(pending).await.map_err(|_| "the group-commit task has stopped".to_string())?;
+        answer.await.map_err(|_| "the group-commit task dropped the request".to_string())?
     }
 }
