@@ -526,6 +526,39 @@ fn list_new_page_numbers_skip_read_messages() {
     assert_eq!(ids_of(&page("2", "desc", Some(ids[30]))), before_anchor[10..20]);
 }
 
+#[test]
+fn get_reads_only_the_query() {
+    let (_mock, gateway) = start();
+    let ids = send_echoes(&gateway, 12);
+    let path = "/sync/message/list-all";
+    let signed = gateway.sign("GET", path, &[("per_page", "10"), ("page", "1")]);
+    let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(&signed).finish();
+    // The body names page 2 (and repeats "page"), yet the query alone decides the answer.
+    let response = reqwest::blocking::Client::new()
+        .get(format!("{}{path}?{query}", gateway.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("page=2")
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().unwrap();
+    assert_eq!(ids_of(&body), ids[..10]);
+    assert_eq!(body["meta"]["page"], 1);
+}
+
+#[test]
+fn page_number_out_of_range_rejected() {
+    let (_mock, gateway) = start();
+    for page in ["0", "1000001"] {
+        let (status, body) = gateway.call("GET", "/sync/message/list-new", &[("page", page)]);
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_parameter");
+        assert_eq!(body["error"]["field"], "page");
+    }
+    let (status, body) = gateway.call("GET", "/sync/message/list-new", &[("page", "1000000")]);
+    assert_eq!(status, 200, "{body}");
+}
+
 // ---- Replays ----
 
 #[test]

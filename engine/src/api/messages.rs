@@ -292,7 +292,7 @@ fn read_list_query(request: &SignedRequest, unread_only: bool) -> Result<ListQue
     if !(1..=1_000_000).contains(&page) {
         return Err(ApiError::invalid(
             "page",
-            "Параметр «page» должен быть от 1 до 1000000; для дальних страниц передайте id последнего сообщения.",
+            "Параметр «page» должен быть от 1 до 1000000; для дальних страниц передайте id последнего сообщения в параметре «id».",
             "parameter \"page\" must be from 1 to 1000000; for far pages pass the last message id as \"id\"",
         ));
     }
