@@ -533,7 +533,7 @@ fn get_reads_only_the_query() {
     let path = "/sync/message/list-all";
     let signed = gateway.sign("GET", path, &[("per_page", "10"), ("page", "1")]);
     let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(&signed).finish();
-    // The body names page 2 (and repeats "page"), yet the query alone decides the answer.
+    // The body names page 2 (and repeats "page"), yet only the query sets the response.
     let response = reqwest::blocking::Client::new()
         .get(format!("{}{path}?{query}", gateway.url))
         .header("content-type", "application/x-www-form-urlencoded")
