@@ -92,6 +92,7 @@ async fn commit(db: &Db, sends: Vec<Pending>, outcomes: Vec<Outcome>) {
                         let _ = reply.send(Ok(*stored));
                     }
                     (Reply::Message(reply), _) => {
+                        tracing::error!("a sync send's result was stored but came back as another kind of result");
                         let _ = reply.send(Err("the stored result is not the message of a sync send".to_string()));
                     }
                 }

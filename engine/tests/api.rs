@@ -519,7 +519,7 @@ fn list_new_page_numbers_skip_read_messages() {
 
     let newest_first: Vec<i64> = unread.iter().rev().copied().collect();
     assert_eq!(ids_of(&page("3", "desc", None)), newest_first[20..30]);
-    // From an anchor that is itself read: page 2 after message ids[6].
+    // Page 2 after message ids[6], an anchor that is itself read.
     let after_anchor: Vec<i64> = unread.iter().copied().filter(|id| *id > ids[6]).collect();
     assert_eq!(ids_of(&page("2", "asc", Some(ids[6]))), after_anchor[10..20]);
     let before_anchor: Vec<i64> = newest_first.iter().copied().filter(|id| *id < ids[30]).collect();

@@ -464,14 +464,14 @@ fn slow_callback_receiver_holds_back_no_other() {
     let mock = Mock::start();
     let gateway = Gateway::start_edited(&mock, GatewayOptions::default(), |text| text.replace("[callbacks]\ntimeout_ms = 2000", "[callbacks]\ntimeout_ms = 20000"));
 
-    // A receiver that accepts connections and never answers.
+    // A receiver that accepts connections and never responds.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let slow_url = format!("http://{}/hook", listener.local_addr().unwrap());
     let (accepted, accepted_signal) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut held = Vec::new();
+        let mut open_connections = Vec::new();
         for stream in listener.incoming().flatten() {
-            held.push(stream);
+            open_connections.push(stream);
             let _ = accepted.send(());
         }
     });
@@ -483,6 +483,6 @@ fn slow_callback_receiver_holds_back_no_other() {
         received_callbacks(&mock).iter().any(|callback| header(callback, "webhook-id") == fast.to_string())
     });
 
-    // The first callback is still waiting for its answer, so its attempt is not stored yet.
+    // The first callback is still waiting for a response, so its attempt is not stored yet.
     assert!(attempt_lines(&show(&gateway, slow), "callback").is_empty());
 }

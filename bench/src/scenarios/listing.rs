@@ -20,7 +20,7 @@ pub const PER_PAGE: u64 = 100;
 const DEEPEST_PAGE: u64 = 50;
 
 /// Returns the page number in the middle of `listing` when the client has `rows` messages. Two thirds
-/// of them are unread (see [`fill_to`]); list-all has them all.
+/// of them are unread (see [`fill_to`]), and list-all has them all.
 pub fn middle_page(listing: &str, rows: u64) -> u64 {
     let listed = if listing == "list-new" { rows * 2 / 3 } else { rows };
     (listed / PER_PAGE / 2).max(1)

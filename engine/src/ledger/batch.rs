@@ -7,7 +7,7 @@
 //! NOTE: the `UPDATE ... FROM (VALUES ...)` form with `?` placeholders is SQLite's (PostgreSQL
 //! accepts it with `$n` placeholders; MariaDB needs `UPDATE ... JOIN`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, Statement, Value};
 
@@ -26,9 +26,9 @@ pub enum Finish {
 }
 
 impl Finish {
-    fn message_id(&self) -> i64 {
+    fn attempt(&self) -> &AttemptRecord {
         match self {
-            Finish::Delivery { attempt, .. } | Finish::Callback { attempt, .. } | Finish::Sync { attempt, .. } => attempt.message_id,
+            Finish::Delivery { attempt, .. } | Finish::Callback { attempt, .. } | Finish::Sync { attempt, .. } => attempt,
         }
     }
 }
@@ -48,7 +48,7 @@ pub enum Finished {
 /// stored one by one in order, as one update per message would mix them.
 pub async fn finish_batch<C: ConnectionTrait>(connection: &C, batch: Vec<Finish>) -> Result<Vec<Finished>, DbErr> {
     let mut seen = HashSet::with_capacity(batch.len());
-    if !batch.iter().all(|finish| seen.insert(finish.message_id())) {
+    if !batch.iter().all(|finish| seen.insert(finish.attempt().message_id)) {
         return finish_one_by_one(connection, batch).await;
     }
 
@@ -70,7 +70,11 @@ pub async fn finish_batch<C: ConnectionTrait>(connection: &C, batch: Vec<Finish>
     if !callbacks.is_empty() {
         update_callbacks(connection, &callbacks).await?;
     }
-    let mut stored = if syncs.is_empty() { Vec::new() } else { update_syncs(connection, &syncs, now).await? };
+    let mut stored: HashMap<i64, message::Model> = if syncs.is_empty() {
+        HashMap::new()
+    } else {
+        update_syncs(connection, &syncs, now).await?.into_iter().map(|row| (row.id, row)).collect()
+    };
 
     let mut results = Vec::with_capacity(batch.len());
     for finish in batch {
@@ -78,11 +82,8 @@ pub async fn finish_batch<C: ConnectionTrait>(connection: &C, batch: Vec<Finish>
             Finish::Delivery { attempt, .. } => Finished::Delivery(leased.contains(&attempt.message_id)),
             Finish::Callback { .. } => Finished::Callback,
             Finish::Sync { attempt, .. } => {
-                let index = stored
-                    .iter()
-                    .position(|row| row.id == attempt.message_id)
-                    .ok_or_else(|| DbErr::RecordNotFound(format!("message {}", attempt.message_id)))?;
-                Finished::Sync(Box::new(stored.swap_remove(index)))
+                let row = stored.remove(&attempt.message_id).ok_or_else(|| DbErr::RecordNotFound(format!("message {}", attempt.message_id)))?;
+                Finished::Sync(Box::new(row))
             }
         });
     }
@@ -105,9 +106,7 @@ async fn finish_one_by_one<C: ConnectionTrait>(connection: &C, batch: Vec<Finish
 }
 
 async fn insert_attempts<C: ConnectionTrait>(connection: &C, batch: &[Finish]) -> Result<(), DbErr> {
-    let rows = batch.iter().map(|finish| match finish {
-        Finish::Delivery { attempt, .. } | Finish::Callback { attempt, .. } | Finish::Sync { attempt, .. } => attempt_row(attempt.clone()),
-    });
+    let rows = batch.iter().map(|finish| attempt_row(finish.attempt().clone()));
     attempt::Entity::insert_many(rows).exec_without_returning(connection).await?;
     Ok(())
 }
@@ -160,8 +159,8 @@ const RESULT_COLUMNS: &str = "status = v.column3, \
      error = CASE WHEN v.column8 THEN v.column9 ELSE messages.error END, \
      lease_owner = NULL, lease_until = NULL";
 
-/// Applies delivery results as [`finish_delivery_on`] does; returns the ids whose lease was still
-/// held, the only ones changed.
+/// Applies delivery results as [`finish_delivery_on`] does. Returns the ids whose lease was still
+/// valid, because only those rows change.
 async fn update_deliveries<C: ConnectionTrait>(connection: &C, rows: &[(i64, Option<&str>, &DeliveryResult)], now: i64) -> Result<HashSet<i64>, DbErr> {
     let mut values: Vec<Value> = rows.iter().flat_map(|(id, owner, result)| result_row(*id, *owner, result, false)).collect();
     values.push(Value::from(now));

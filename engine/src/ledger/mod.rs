@@ -369,9 +369,9 @@ pub async fn list(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr> {
     Ok(page)
 }
 
-/// The sequence number where a walk through the client's unread messages starts: the first one
-/// after the anchor upward, or one above the last one before the anchor downward. None when no
-/// message lies beyond the anchor.
+/// Returns the sequence number where a walk through the client's unread messages starts. Upward it
+/// is the first one after the anchor, downward one above the last one before the anchor. Returns
+/// none when no message lies beyond the anchor.
 async fn walk_start<C: ConnectionTrait>(connection: &C, query: &ListQuery) -> Result<Option<i64>, DbErr> {
     let mut found = message::Entity::find()
         .select_only()
@@ -390,8 +390,8 @@ async fn walk_start<C: ConnectionTrait>(connection: &C, query: &ListQuery) -> Re
     }))
 }
 
-/// Lists one page of unread messages from a boundary id in the query's order; the boundary is
-/// excluded (`(id, false)`, an anchor) or included (`(id, true)`, a page's first message).
+/// Lists one page of unread messages from a boundary id in the query's order. An anchor boundary
+/// `(id, false)` is excluded, and a page's first message `(id, true)` is included.
 async fn list_unread_from<C: ConnectionTrait>(connection: &C, query: &ListQuery, boundary: Option<(i64, bool)>) -> Result<ListPage, DbErr> {
     let mut ids = message::Entity::find()
         .select_only()

@@ -4,7 +4,8 @@
 //! of them can be stored. Instead, triggers keep the count of unread messages per block of the
 //! client's sequence (table `unread_counts`) at two levels: blocks of 256 sequence numbers and
 //! blocks of 65,536. Finding the first message of page N walks these counts and steps through
-//! index entries only inside one block of 256:
+//! index entries only inside two blocks of 256, the one holding the start and the one holding
+//! the page's first message:
 //!
 //! 1. the rest of the level-1 block holding the start, entry by entry (at most 256 entries);
 //! 2. the rest of the level-2 block, by level-1 counts (at most 256 rows);
@@ -133,7 +134,7 @@ impl<C: ConnectionTrait> UnreadWalk<'_, C> {
         Ok(None)
     }
 
-    /// Non-zero counts of `level` for the buckets in `[from, to)`, in walk order.
+    /// Returns the non-zero counts of `level` for the buckets in `[from, to)`, in walk order.
     async fn counts(&self, level: i16, from: Option<i64>, to: Option<i64>) -> Result<Vec<(i64, u64)>, DbErr> {
         let mut query = unread_count::Entity::find()
             .select_only()
@@ -153,7 +154,8 @@ impl<C: ConnectionTrait> UnreadWalk<'_, C> {
     }
 
     /// Returns a subquery for the id of the client's first message whose sequence number is
-    /// `sequence` or above; with `or_last`, a value above every id when there is none.
+    /// `sequence` or above. With `or_last`, the subquery gives a value above every id when there
+    /// is no such message.
     fn id_from(&self, sequence: i64, or_last: bool) -> SimpleExpr {
         let first = Query::select()
             .column(message::Column::Id)
