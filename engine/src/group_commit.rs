@@ -2,16 +2,17 @@
 //! transaction, so one fsync makes the whole batch durable. Each sender gets its reply only after
 //! that commit.
 //!
-//! One task serves both kinds of work, so a sync send's insert and the results of earlier sends
-//! share a commit instead of taking turns on the single writer connection.
+//! One thread serves both kinds of work, so a sync send's insert and the results of earlier sends
+//! share a commit instead of taking turns on the single writer connection. It runs each batch
+//! straight on the writer's SQLite handle ([`Db::write_batch`]).
 
 use tokio::sync::mpsc;
 
 use crate::db::Db;
 use crate::finisher::{Finisher, Outcome, Reply};
 use crate::intake::{Intake, Pending};
-use crate::ledger::batch::{finish_batch, Finished};
-use crate::ledger::{self, NewMessage};
+use crate::ledger::batch::{Batch, Finished};
+use crate::ledger::NewMessage;
 
 /// Largest number of messages, and of results, stored in one transaction.
 const MAX_BATCH: usize = 256;
@@ -19,11 +20,16 @@ const MAX_BATCH: usize = 256;
 /// Room for messages, and for results, waiting for the next batch; senders wait when it is full.
 const QUEUE: usize = 4096;
 
-/// Starts the group-commit task on the current runtime and returns its two handles.
+/// Starts the group-commit thread and returns its two handles. The thread runs until both
+/// handles are dropped; it blocks in SQLite while a batch is stored, so it is not a runtime worker.
 pub fn start(db: Db) -> (Intake, Finisher) {
     let (intake_sender, intake) = mpsc::channel(QUEUE);
     let (finisher_sender, results) = mpsc::channel(QUEUE);
-    tokio::spawn(run(db, intake, results));
+    let runtime = tokio::runtime::Handle::current();
+    std::thread::Builder::new()
+        .name("uig-group-commit".to_string())
+        .spawn(move || runtime.block_on(run(db, intake, results)))
+        .expect("cannot start the group-commit thread");
     (Intake::new(intake_sender), Finisher::new(finisher_sender))
 }
 
@@ -58,22 +64,24 @@ async fn run(db: Db, mut intake: mpsc::Receiver<Pending>, mut results: mpsc::Rec
 }
 
 async fn commit(db: &Db, sends: Vec<Pending>, outcomes: Vec<Outcome>) {
-    use sea_orm::TransactionTrait;
-
-    // Sends of one batch share the newest idempotency window; a repeat older than that is a new
-    // message for every one of them alike.
-    let since = sends.iter().map(|pending| pending.idempotency_since).max().unwrap_or(0);
-    let (messages, send_replies): (Vec<NewMessage>, Vec<_>) = sends.into_iter().map(|pending| (pending.message, pending.reply)).unzip();
+    let mut since = Vec::with_capacity(sends.len());
+    let (messages, send_replies): (Vec<NewMessage>, Vec<_>) = sends
+        .into_iter()
+        .map(|pending| {
+            since.push(pending.idempotency_since);
+            (pending.message, pending.reply)
+        })
+        .unzip();
     let (finishes, result_replies): (Vec<_>, Vec<Reply>) = outcomes.into_iter().map(Outcome::split).unzip();
 
-    let stored = async {
-        let transaction = db.writer.begin().await?;
-        let stored = if messages.is_empty() { Vec::new() } else { ledger::insert_batch_on(&transaction, &messages, since).await? };
-        let finished = if finishes.is_empty() { Vec::new() } else { finish_batch(&transaction, finishes).await? };
-        transaction.commit().await?;
-        Ok::<_, sea_orm::DbErr>((stored, finished))
-    }
-    .await;
+    let stored = db
+        .write_batch(|connection| {
+            let mut batch = Batch::new(connection);
+            let stored = messages.iter().zip(&since).map(|(message, since)| batch.insert(message, *since)).collect::<Result<Vec<_>, _>>()?;
+            let finished = finishes.into_iter().map(|finish| batch.finish(finish)).collect::<Result<Vec<_>, _>>()?;
+            Ok((stored, finished))
+        })
+        .await;
 
     match stored {
         Ok((stored, finished)) => {

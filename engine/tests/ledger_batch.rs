@@ -1,11 +1,11 @@
-//! Results stored per batch (`ledger::batch::finish_batch`) leave the ledger exactly as storing
-//! them one by one does: every delivery, sync and callback outcome, a lost lease, and two results
-//! for one message in a batch.
+//! The group-commit writer (`ledger::batch`, raw SQLite through rusqlite) leaves the ledger exactly
+//! as the sea-orm functions do: every delivery, sync and callback outcome, a lost lease, two results
+//! for one message in a batch, and new messages with their repeats.
 
 use sea_orm::{EntityTrait, QueryOrder, TransactionTrait};
 use uig_engine::crypto::MasterKey;
 use uig_engine::db::{attempt, message, Db};
-use uig_engine::ledger::batch::{finish_batch, Finish, Finished};
+use uig_engine::ledger::batch::{Batch, Finish, Finished};
 use uig_engine::ledger::{self, AttemptRecord, DeliveryResult, NewMessage};
 use uig_engine::status::Status;
 
@@ -99,10 +99,12 @@ async fn finish_one_by_one(db: &Db, batch: Vec<Finish>) -> Vec<Finished> {
 }
 
 async fn finish_together(db: &Db, batch: Vec<Finish>) -> Vec<Finished> {
-    let transaction = db.writer.begin().await.unwrap();
-    let finished = finish_batch(&transaction, batch).await.unwrap();
-    transaction.commit().await.unwrap();
-    finished
+    db.write_batch(|connection| {
+        let mut writer = Batch::new(connection);
+        batch.into_iter().map(|finish| writer.finish(finish)).collect()
+    })
+    .await
+    .unwrap()
 }
 
 /// Clears the times set to "now" while storing results, which differ by milliseconds between
@@ -202,4 +204,90 @@ async fn batch_with_two_results_for_one_message() {
     .await;
     assert_eq!(finished.len(), 13);
     assert_eq!(messages[6].data.as_deref(), Some(r#"{"sync":6}"#));
+}
+
+/// New messages with request hashes and idempotency keys: repeats of stored messages, repeats
+/// within the batch, a key older than the window, and two clients.
+#[tokio::test]
+async fn batch_insert_matches_insert_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, batch) = (open(&dir.path().join("one.db")).await, open(&dir.path().join("batch.db")).await);
+    let key = MasterKey::from_hex(&MasterKey::generate_hex()).unwrap();
+    let mut clients = Vec::new();
+    for db in [&one, &batch] {
+        let first = uig_engine::clients::create(db, &key, "first", &[], &[], None, None).await.unwrap().id;
+        let second = uig_engine::clients::create(db, &key, "second", &[], &[], None, None).await.unwrap().id;
+        clients.push((first, second));
+    }
+    assert_eq!(clients[0], clients[1]);
+    let (first, second) = clients[0];
+
+    let new = |client_id: i32, index: usize, hash: Option<&str>, key: Option<&str>| NewMessage {
+        client_id,
+        recipient: "testkit".to_string(),
+        entity: "echo".to_string(),
+        message: format!(r#"{{"n":{index}}}"#),
+        status: if index % 2 == 0 { Status::Queued } else { Status::Processing },
+        callback_url: (index % 3 == 0).then(|| "http://127.0.0.1:9/hook".to_string()),
+        request_hash: hash.map(str::to_string),
+        idempotency_key: key.map(str::to_string),
+        pool: "worker".to_string(),
+        lease: (index % 2 == 1).then(|| ("sync".to_string(), 60_000)),
+    };
+    // Stored first, in one batch on each side, so that the key window below can leave them out.
+    let earlier = vec![new(first, 0, Some("h0"), Some("k0")), new(first, 1, Some("h1"), None), new(second, 2, None, Some("k2"))];
+    // The key window starts after `earlier`, so "k0" is outside it. "h1" repeats at any age.
+    let later = vec![
+        new(first, 3, Some("h3"), Some("k0")),
+        new(first, 4, Some("h1"), None),
+        new(second, 5, Some("h5"), Some("k2")),
+        new(first, 6, Some("h6"), Some("k6")),
+        new(first, 7, Some("h7"), Some("k6")),
+        new(second, 8, Some("h6"), None),
+        new(second, 9, Some("h5"), Some("k9")),
+        new(first, 10, None, None),
+        new(second, 11, None, None),
+    ];
+
+    let describe = |stored: ledger::Stored| match stored {
+        ledger::Stored::Created(row) => format!("created {} seq {}", row.id, row.client_seq),
+        ledger::Stored::Existing(row) => format!("existing {}", row.id),
+    };
+    let mut one_results = Vec::new();
+    for message in &earlier {
+        one_results.push(describe(ledger::insert_message(&one, message.clone(), 0).await.unwrap()));
+    }
+    let mut batch_results: Vec<String> = ledger::insert_batch(&batch, &earlier, 0).await.unwrap().into_iter().map(describe).collect();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let window = ledger::now_ms();
+    for message in &later {
+        one_results.push(describe(ledger::insert_message(&one, message.clone(), window).await.unwrap()));
+    }
+    batch_results.extend(ledger::insert_batch(&batch, &later, window).await.unwrap().into_iter().map(describe));
+    assert_eq!(batch_results, one_results);
+    // "k0" is outside the window but still in the unique index, so message 1 is returned.
+    // Message 5 repeats "k2", so its "h5" is never stored and message 9 is new.
+    assert_eq!(
+        batch_results,
+        [
+            "created 1 seq 1", "created 2 seq 2", "created 3 seq 1", "existing 1", "existing 2", "existing 3", "created 4 seq 3",
+            "existing 4", "created 5 seq 2", "created 6 seq 3", "created 7 seq 4", "created 8 seq 4",
+        ]
+    );
+
+    let (messages_one, attempts_one) = ledger_state(&one, 0).await;
+    let (messages_batch, attempts_batch) = ledger_state(&batch, 0).await;
+    assert!(attempts_one.is_empty());
+    assert!(attempts_batch.is_empty());
+    assert_eq!(messages_batch.len(), messages_one.len());
+    for (batch_row, one_row) in messages_batch.iter().zip(&messages_one) {
+        // Only the times differ, by the milliseconds between the two inserts.
+        let times = |row: &message::Model| (row.created_at, row.updated_at, row.next_attempt_at, row.lease_until);
+        let (batch_times, one_times) = (times(batch_row), times(one_row));
+        let same = message::Model { created_at: 0, updated_at: 0, next_attempt_at: batch_row.next_attempt_at.map(|_| 0), lease_until: batch_row.lease_until.map(|_| 0), ..batch_row.clone() };
+        let expected = message::Model { created_at: 0, updated_at: 0, next_attempt_at: one_row.next_attempt_at.map(|_| 0), lease_until: one_row.lease_until.map(|_| 0), ..one_row.clone() };
+        assert_eq!(same, expected);
+        assert!(batch_times.0 > 0);
+        assert!(one_times.0 > 0);
+    }
 }

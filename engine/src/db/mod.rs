@@ -61,6 +61,9 @@ impl Db {
         let connect_error = |error: sqlx::Error| DbErr::Custom(format!("cannot open database: {error}"));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // A ping before each use is a round trip to the connection's thread, and a connection
+            // to a local file does not drop.
+            .test_before_acquire(false)
             // After a failed COMMIT, SQLite has rolled back but sqlx still counts an open
             // transaction, so its next "transaction" would be a savepoint whose release commits
             // nothing. Such a connection is dropped and a fresh one opened.
@@ -79,6 +82,7 @@ impl Db {
             .map_err(connect_error)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options.read_only(false))
             .await
             .map_err(connect_error)?;
@@ -102,6 +106,37 @@ impl Db {
         let frames: i64 = row.try_get_by_index(1)?;
         let copied: i64 = row.try_get_by_index(2)?;
         Ok((frames, copied))
+    }
+
+    /// Runs `work` in one write transaction (`BEGIN IMMEDIATE` ... `COMMIT`) straight on the writer
+    /// connection's SQLite handle, through rusqlite. Statements run on the calling thread, without
+    /// a hand-off to sqlx's connection thread for each, so a batch of many statements keeps the
+    /// single writer busy only for SQLite's own work. If `work` or the commit fails, the transaction is
+    /// rolled back and nothing of it is stored.
+    ///
+    /// The calling thread blocks while `work` runs: the group-commit thread calls this, and tests.
+    pub async fn write_batch<T>(&self, work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> Result<T, DbErr> {
+        let failed = |error: rusqlite::Error| DbErr::Custom(format!("storing a batch failed: {error}"));
+        let mut connection = self
+            .writer
+            .get_sqlite_connection_pool()
+            .acquire()
+            .await
+            .map_err(|error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error)))?;
+        let mut locked = connection.lock_handle().await.map_err(|error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error)))?;
+        // SAFETY: sqlx's connection thread makes no call on the handle while `locked` lives, which
+        // is until the end of this function, after `sqlite` is dropped. A connection made with
+        // `from_handle` does not close the handle when dropped.
+        let sqlite = unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr()) }.map_err(failed)?;
+        let result = sqlite.execute_batch("BEGIN IMMEDIATE").and_then(|()| work(&sqlite)).and_then(|value| sqlite.execute_batch("COMMIT").map(|()| value));
+        if result.is_err() && !sqlite.is_autocommit() {
+            if let Err(error) = sqlite.execute_batch("ROLLBACK") {
+                tracing::error!(%error, "rolling back a failed batch failed");
+            }
+        }
+        drop(sqlite);
+        drop(locked);
+        result.map_err(failed)
     }
 
     /// Applies pending migrations.

@@ -1,18 +1,22 @@
-//! Results of a whole batch stored in a few statements: one insert for every attempt and one
-//! `UPDATE ... FROM (VALUES ...)` per kind of result, instead of two statements per result.
+//! The writes of one group-commit batch: accepted messages and attempt results, run straight on
+//! the writer connection's SQLite handle through rusqlite ([`crate::db::write_batch`]).
 //!
-//! Each statement is a round trip to the SQLite connection's thread, so the number of statements
-//! per batch, not the rows, sets how long a batch keeps the single writer connection busy.
+//! Each statement is prepared once per batch and run once per row. As nothing crosses a thread per
+//! statement, a batch keeps the single writer busy only for SQLite's own work and the commit.
 //!
-//! NOTE: the `UPDATE ... FROM (VALUES ...)` form with `?` placeholders is SQLite's (PostgreSQL
-//! accepts it with `$n` placeholders; MariaDB needs `UPDATE ... JOIN`).
+//! Every function here has the same effect as its sea-orm counterpart in the parent module
+//! ([`super::insert_message`], [`super::finish_delivery_on`], [`super::finish_sync_on`],
+//! [`super::finish_callback_on`]); `engine/tests/ledger_batch.rs` compares them on two ledgers.
+//!
+//! NOTE: SQLite only, like the rest of the writer; MariaDB and PostgreSQL need the sea-orm path
+//! or their own driver here.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, Statement, Value};
+use rusqlite::{named_params, Connection, OptionalExtension, Row};
 
-use super::{attempt_row, finish_callback_on, finish_delivery_on, finish_sync_on, now_ms, AttemptRecord, DeliveryResult};
-use crate::db::{attempt, message};
+use super::{now_ms, AttemptRecord, DeliveryResult, NewMessage, Stored};
+use crate::db::message;
 use crate::status::Status;
 
 /// One result to store.
@@ -25,15 +29,7 @@ pub enum Finish {
     Sync { attempt: AttemptRecord, result: DeliveryResult },
 }
 
-impl Finish {
-    fn attempt(&self) -> &AttemptRecord {
-        match self {
-            Finish::Delivery { attempt, .. } | Finish::Callback { attempt, .. } | Finish::Sync { attempt, .. } => attempt,
-        }
-    }
-}
-
-/// The outcome of storing one [`Finish`], in the same order as the batch.
+/// The outcome of storing one [`Finish`].
 pub enum Finished {
     /// False when the worker no longer held the lease, so only the attempt was stored.
     Delivery(bool),
@@ -42,165 +38,241 @@ pub enum Finished {
     Sync(Box<message::Model>),
 }
 
-/// Stores every result of `batch` inside the caller's transaction.
-///
-/// Two results for one message in a batch (a late sync result and the worker's redelivery) are
-/// stored one by one in order, as one update per message would mix them.
-pub async fn finish_batch<C: ConnectionTrait>(connection: &C, batch: Vec<Finish>) -> Result<Vec<Finished>, DbErr> {
-    let mut seen = HashSet::with_capacity(batch.len());
-    if !batch.iter().all(|finish| seen.insert(finish.attempt().message_id)) {
-        return finish_one_by_one(connection, batch).await;
+/// The columns of `messages` in the order of [`message::Model`]'s fields, for [`message_row`].
+const MESSAGE_COLUMNS: &str = "id, client_id, client_seq, direction, recipient, entity, message, status, data, error, \
+     external_id, attempts, next_attempt_at, lease_owner, lease_until, callback_url, callback_state, callback_attempts, \
+     callback_next_at, request_hash, idempotency_key, read_at, created_at, updated_at, pool";
+
+/// Reads a row selected or returned with [`MESSAGE_COLUMNS`].
+fn message_row(row: &Row) -> rusqlite::Result<message::Model> {
+    Ok(message::Model {
+        id: row.get(0)?,
+        client_id: row.get(1)?,
+        client_seq: row.get(2)?,
+        direction: row.get(3)?,
+        recipient: row.get(4)?,
+        entity: row.get(5)?,
+        message: row.get(6)?,
+        status: row.get(7)?,
+        data: row.get(8)?,
+        error: row.get(9)?,
+        external_id: row.get(10)?,
+        attempts: row.get(11)?,
+        next_attempt_at: row.get(12)?,
+        lease_owner: row.get(13)?,
+        lease_until: row.get(14)?,
+        callback_url: row.get(15)?,
+        callback_state: row.get(16)?,
+        callback_attempts: row.get(17)?,
+        callback_next_at: row.get(18)?,
+        request_hash: row.get(19)?,
+        idempotency_key: row.get(20)?,
+        read_at: row.get(21)?,
+        created_at: row.get(22)?,
+        updated_at: row.get(23)?,
+        pool: row.get(24)?,
+    })
+}
+
+/// The writes of one batch, inside the transaction that [`crate::db::write_batch`] opened.
+pub struct Batch<'c> {
+    connection: &'c Connection,
+    /// The next sequence number of each client that stored a message in this batch.
+    next_seq: HashMap<i32, i64>,
+}
+
+impl<'c> Batch<'c> {
+    pub fn new(connection: &'c Connection) -> Batch<'c> {
+        Batch { connection, next_seq: HashMap::new() }
     }
 
-    let now = now_ms();
-    insert_attempts(connection, &batch).await?;
+    /// Stores a message unless the same client already sent the same idempotency key (since
+    /// `idempotency_since`) or request hash, as [`super::insert_message`] does. Messages stored
+    /// earlier in this batch count as sent before.
+    pub fn insert(&mut self, new: &NewMessage, idempotency_since: i64) -> rusqlite::Result<Stored> {
+        if let Some(existing) = self.find_repeat(new, idempotency_since)? {
+            return Ok(Stored::Existing(existing));
+        }
+        let seq = match self.next_seq.get(&new.client_id) {
+            Some(seq) => *seq,
+            None => self.last_sequence(new.client_id)? + 1,
+        };
 
-    let mut deliveries = Vec::new();
-    let mut callbacks = Vec::new();
-    let mut syncs = Vec::new();
-    for finish in &batch {
-        match finish {
-            Finish::Delivery { owner, attempt, result } => deliveries.push((attempt.message_id, Some(owner.as_str()), result)),
-            Finish::Sync { attempt, result } => syncs.push((attempt.message_id, None, result)),
-            Finish::Callback { attempt, state, next_at } => callbacks.push((attempt.message_id, *state, *next_at)),
+        let now = now_ms();
+        let sql = format!(
+            "INSERT INTO messages (client_id, client_seq, direction, recipient, entity, message, status, attempts, \
+             next_attempt_at, lease_owner, lease_until, callback_url, callback_attempts, request_hash, idempotency_key, \
+             created_at, updated_at, pool) \
+             VALUES (:client_id, :client_seq, 'outbound', :recipient, :entity, :message, :status, 0, :next_attempt_at, \
+             :lease_owner, :lease_until, :callback_url, 0, :request_hash, :idempotency_key, :now, :now, :pool) \
+             RETURNING {MESSAGE_COLUMNS}"
+        );
+        let mut insert = self.connection.prepare_cached(&sql)?;
+        let row = insert.query_row(
+            named_params! {
+                ":client_id": new.client_id,
+                ":client_seq": seq,
+                ":recipient": new.recipient,
+                ":entity": new.entity,
+                ":message": new.message,
+                ":status": new.status.as_str(),
+                ":next_attempt_at": (new.status == Status::Queued).then_some(now),
+                ":lease_owner": new.lease.as_ref().map(|(owner, _)| owner.as_str()),
+                ":lease_until": new.lease.as_ref().map(|(_, length_ms)| now + length_ms),
+                ":callback_url": new.callback_url,
+                ":request_hash": new.request_hash,
+                ":idempotency_key": new.idempotency_key,
+                ":now": now,
+                ":pool": new.pool,
+            },
+            message_row,
+        );
+        match row {
+            Ok(row) => {
+                self.next_seq.insert(new.client_id, seq + 1);
+                Ok(Stored::Created(row))
+            }
+            // The unique index contains the idempotency key from before the window. SQLite undoes
+            // only the failed statement, and the earlier message is returned, as `insert_message` does.
+            Err(error) if error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => match self.find_repeat(new, 0)? {
+                Some(existing) => Ok(Stored::Existing(existing)),
+                None => Err(error),
+            },
+            Err(error) => Err(error),
         }
     }
 
-    let leased = if deliveries.is_empty() { HashSet::new() } else { update_deliveries(connection, &deliveries, now).await? };
-    if !callbacks.is_empty() {
-        update_callbacks(connection, &callbacks).await?;
-    }
-    let mut stored: HashMap<i64, message::Model> = if syncs.is_empty() {
-        HashMap::new()
-    } else {
-        update_syncs(connection, &syncs, now).await?.into_iter().map(|row| (row.id, row)).collect()
-    };
-
-    let mut results = Vec::with_capacity(batch.len());
-    for finish in batch {
-        results.push(match finish {
-            Finish::Delivery { attempt, .. } => Finished::Delivery(leased.contains(&attempt.message_id)),
-            Finish::Callback { .. } => Finished::Callback,
-            Finish::Sync { attempt, .. } => {
-                let row = stored.remove(&attempt.message_id).ok_or_else(|| DbErr::RecordNotFound(format!("message {}", attempt.message_id)))?;
-                Finished::Sync(Box::new(row))
+    fn find_repeat(&self, new: &NewMessage, idempotency_since: i64) -> rusqlite::Result<Option<message::Model>> {
+        if let Some(key) = &new.idempotency_key {
+            let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE client_id = ?1 AND idempotency_key = ?2 AND created_at >= ?3 LIMIT 1");
+            let found = self.connection.prepare_cached(&sql)?.query_row((new.client_id, key, idempotency_since), message_row).optional()?;
+            if found.is_some() {
+                return Ok(found);
             }
-        });
+        }
+        if let Some(hash) = &new.request_hash {
+            let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE client_id = ?1 AND request_hash = ?2 LIMIT 1");
+            return self.connection.prepare_cached(&sql)?.query_row((new.client_id, hash), message_row).optional();
+        }
+        Ok(None)
     }
-    Ok(results)
-}
 
-async fn finish_one_by_one<C: ConnectionTrait>(connection: &C, batch: Vec<Finish>) -> Result<Vec<Finished>, DbErr> {
-    let mut results = Vec::with_capacity(batch.len());
-    for finish in batch {
-        results.push(match finish {
-            Finish::Delivery { owner, attempt, result } => Finished::Delivery(finish_delivery_on(connection, &owner, attempt, result).await?),
+    fn last_sequence(&self, client_id: i32) -> rusqlite::Result<i64> {
+        let mut select = self.connection.prepare_cached("SELECT client_seq FROM messages WHERE client_id = ?1 ORDER BY client_seq DESC LIMIT 1")?;
+        Ok(select.query_row([client_id], |row| row.get(0)).optional()?.unwrap_or(0))
+    }
+
+    /// Stores one result and its attempt row.
+    pub fn finish(&mut self, finish: Finish) -> rusqlite::Result<Finished> {
+        match finish {
+            Finish::Delivery { owner, attempt, result } => {
+                let message_id = attempt.message_id;
+                self.insert_attempt(attempt)?;
+                Ok(Finished::Delivery(self.update_delivery(message_id, &owner, &result)?))
+            }
             Finish::Callback { attempt, state, next_at } => {
-                finish_callback_on(connection, attempt, state, next_at).await?;
-                Finished::Callback
+                let message_id = attempt.message_id;
+                self.insert_attempt(attempt)?;
+                let mut update = self.connection.prepare_cached(
+                    "UPDATE messages SET callback_state = ?2, callback_next_at = ?3, callback_attempts = callback_attempts + 1 WHERE id = ?1",
+                )?;
+                update.execute((message_id, state, next_at))?;
+                Ok(Finished::Callback)
             }
-            Finish::Sync { attempt, result } => Finished::Sync(Box::new(finish_sync_on(connection, attempt, result).await?)),
-        });
+            Finish::Sync { attempt, result } => {
+                let message_id = attempt.message_id;
+                self.insert_attempt(attempt)?;
+                Ok(Finished::Sync(Box::new(self.update_sync(message_id, &result)?)))
+            }
+        }
     }
-    Ok(results)
+
+    fn insert_attempt(&self, attempt: AttemptRecord) -> rusqlite::Result<()> {
+        let mut insert = self.connection.prepare_cached(
+            "INSERT INTO attempts (message_id, kind, number, started_at, duration_ms, outcome, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        insert.execute((attempt.message_id, attempt.kind, attempt.number, attempt.started_at, attempt.duration_ms, attempt.outcome, attempt.error))?;
+        Ok(())
+    }
+
+    /// Applies a delivery result if `owner` still holds the lease; returns whether it did.
+    fn update_delivery(&self, message_id: i64, owner: &str, result: &DeliveryResult) -> rusqlite::Result<bool> {
+        let change = Change::of(result, false);
+        let mut update = self.connection.prepare_cached(&format!(
+            "UPDATE messages SET {CHANGE_COLUMNS}, attempts = attempts + 1, next_attempt_at = :next_attempt_at, \
+             callback_state = CASE WHEN :callback_due THEN (CASE WHEN callback_url IS NOT NULL THEN 'pending' ELSE NULL END) ELSE callback_state END, \
+             callback_next_at = CASE WHEN :callback_due THEN :now ELSE callback_next_at END \
+             WHERE id = :id AND lease_owner = :owner"
+        ))?;
+        let changed = update.execute(named_params! {
+            ":id": message_id,
+            ":owner": owner,
+            ":status": change.status.as_str(),
+            ":set_data": change.data.is_some(),
+            ":data": change.data,
+            ":set_external_id": change.external_id.is_some(),
+            ":external_id": change.external_id.flatten(),
+            ":set_error": change.error.is_some(),
+            ":error": change.error.flatten(),
+            ":next_attempt_at": change.next_attempt_at,
+            ":callback_due": change.callback_due,
+            ":now": now_ms(),
+        })?;
+        Ok(changed == 1)
+    }
+
+    /// Applies the result of a sync send and returns the stored message.
+    fn update_sync(&self, message_id: i64, result: &DeliveryResult) -> rusqlite::Result<message::Model> {
+        let change = Change::of(result, true);
+        let mut update = self.connection.prepare_cached(&format!(
+            "UPDATE messages SET {CHANGE_COLUMNS}, attempts = 1 WHERE id = :id RETURNING {MESSAGE_COLUMNS}"
+        ))?;
+        update.query_row(
+            named_params! {
+                ":id": message_id,
+                ":status": change.status.as_str(),
+                ":set_data": change.data.is_some(),
+                ":data": change.data,
+                ":set_external_id": change.external_id.is_some(),
+                ":external_id": change.external_id.flatten(),
+                ":set_error": change.error.is_some(),
+                ":error": change.error.flatten(),
+                ":now": now_ms(),
+            },
+            message_row,
+        )
+    }
 }
 
-async fn insert_attempts<C: ConnectionTrait>(connection: &C, batch: &[Finish]) -> Result<(), DbErr> {
-    let rows = batch.iter().map(|finish| attempt_row(finish.attempt().clone()));
-    attempt::Entity::insert_many(rows).exec_without_returning(connection).await?;
-    Ok(())
+/// Columns that delivery and sync results both set from a [`Change`].
+const CHANGE_COLUMNS: &str = "status = :status, \
+     data = CASE WHEN :set_data THEN :data ELSE data END, \
+     external_id = CASE WHEN :set_external_id THEN :external_id ELSE external_id END, \
+     error = CASE WHEN :set_error THEN :error ELSE error END, \
+     lease_owner = NULL, lease_until = NULL, updated_at = :now";
+
+/// The changes a delivery or sync result makes to the message's row. `None` keeps a column as it is.
+struct Change<'r> {
+    status: Status,
+    data: Option<&'r str>,
+    external_id: Option<Option<&'r str>>,
+    error: Option<Option<&'r str>>,
+    next_attempt_at: Option<i64>,
+    /// The message reached a terminal status, so its callback (if it asked for one) becomes due.
+    callback_due: bool,
 }
 
-/// The columns a delivery or sync result sets, as one row of a `VALUES` list: id, owner, status,
-/// whether data is set, data, whether external_id is set, external_id, whether error is set,
-/// error, next_attempt_at, and whether a callback becomes due.
-fn result_row(id: i64, owner: Option<&str>, result: &DeliveryResult, sync: bool) -> Vec<Value> {
-    let text = |value: Option<&str>| Value::from(value.map(str::to_string));
-    let (status, data, external_id, error, next_attempt_at, callback_due): (Status, Option<&str>, Option<Option<&str>>, Option<Option<&str>>, Option<i64>, bool) =
+impl<'r> Change<'r> {
+    fn of(result: &'r DeliveryResult, sync: bool) -> Change<'r> {
+        let change = |status, data, external_id, error, next_attempt_at, callback_due| Change { status, data, external_id, error, next_attempt_at, callback_due };
         match result {
-            DeliveryResult::Delivered { data } => (Status::Delivered, Some(data.as_str()), None, Some(None), None, true),
-            DeliveryResult::Pending { data, external_id } => (Status::Processing, Some(data.as_str()), Some(external_id.as_deref()), None, None, false),
+            DeliveryResult::Delivered { data } if sync => change(Status::Delivered, Some(data.as_str()), None, None, None, false),
+            DeliveryResult::Delivered { data } => change(Status::Delivered, Some(data.as_str()), None, Some(None), None, true),
+            DeliveryResult::Pending { data, external_id } => change(Status::Processing, Some(data.as_str()), Some(external_id.as_deref()), None, None, false),
             // A sync send is not retried by the worker: its transient error fails it at once.
-            DeliveryResult::Retry { error, .. } if sync => (Status::Failed, None, None, Some(Some(error.as_str())), None, false),
-            DeliveryResult::Retry { error, next_attempt_at } => (Status::Retrying, None, None, Some(Some(error.as_str())), Some(*next_attempt_at), false),
-            DeliveryResult::Failed { error } => (Status::Failed, None, None, Some(Some(error.as_str())), None, !sync),
-        };
-    vec![
-        Value::from(id),
-        text(owner),
-        Value::from(status.as_str()),
-        Value::from(data.is_some()),
-        text(data),
-        Value::from(external_id.is_some()),
-        text(external_id.flatten()),
-        Value::from(error.is_some()),
-        text(error.flatten()),
-        Value::from(next_attempt_at),
-        Value::from(callback_due),
-    ]
-}
-
-/// Returns `VALUES (?1, ?2, ...), (...)` for `rows` rows of `columns` numbered placeholders each;
-/// numbers from `rows * columns + 1` on are left for the statement's other values.
-fn values_list(rows: usize, columns: usize) -> String {
-    let rows: Vec<String> = (0..rows)
-        .map(|row| {
-            let placeholders: Vec<String> = (1..=columns).map(|column| format!("?{}", row * columns + column)).collect();
-            format!("({})", placeholders.join(", "))
-        })
-        .collect();
-    format!("VALUES {}", rows.join(", "))
-}
-
-/// Columns set from a [`result_row`] by both delivery and sync results.
-const RESULT_COLUMNS: &str = "status = v.column3, \
-     data = CASE WHEN v.column4 THEN v.column5 ELSE messages.data END, \
-     external_id = CASE WHEN v.column6 THEN v.column7 ELSE messages.external_id END, \
-     error = CASE WHEN v.column8 THEN v.column9 ELSE messages.error END, \
-     lease_owner = NULL, lease_until = NULL";
-
-/// Applies delivery results as [`finish_delivery_on`] does. Returns the ids whose lease was still
-/// valid, because only those rows change.
-async fn update_deliveries<C: ConnectionTrait>(connection: &C, rows: &[(i64, Option<&str>, &DeliveryResult)], now: i64) -> Result<HashSet<i64>, DbErr> {
-    let mut values: Vec<Value> = rows.iter().flat_map(|(id, owner, result)| result_row(*id, *owner, result, false)).collect();
-    values.push(Value::from(now));
-    values.push(Value::from(now));
-    let sql = format!(
-        "UPDATE messages SET {RESULT_COLUMNS}, attempts = messages.attempts + 1, next_attempt_at = v.column10, \
-         callback_state = CASE WHEN v.column11 THEN (CASE WHEN messages.callback_url IS NOT NULL THEN 'pending' ELSE NULL END) \
-         ELSE messages.callback_state END, \
-         callback_next_at = CASE WHEN v.column11 THEN ?{now_a} ELSE messages.callback_next_at END, updated_at = ?{now_b} \
-         FROM ({values}) AS v WHERE messages.id = v.column1 AND messages.lease_owner = v.column2 RETURNING messages.id",
-        values = values_list(rows.len(), 11),
-        now_a = rows.len() * 11 + 1,
-        now_b = rows.len() * 11 + 2,
-    );
-    let returned = connection.query_all(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)).await?;
-    returned.iter().map(|row| row.try_get_by_index::<i64>(0)).collect()
-}
-
-/// Applies sync results as [`finish_sync_on`] does and returns the stored rows.
-async fn update_syncs<C: ConnectionTrait>(connection: &C, rows: &[(i64, Option<&str>, &DeliveryResult)], now: i64) -> Result<Vec<message::Model>, DbErr> {
-    let mut values: Vec<Value> = rows.iter().flat_map(|(id, owner, result)| result_row(*id, *owner, result, true)).collect();
-    values.push(Value::from(now));
-    let sql = format!(
-        "UPDATE messages SET {RESULT_COLUMNS}, attempts = 1, updated_at = ?{now_at} \
-         FROM ({values}) AS v WHERE messages.id = v.column1 RETURNING *",
-        values = values_list(rows.len(), 11),
-        now_at = rows.len() * 11 + 1,
-    );
-    let returned = connection.query_all(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)).await?;
-    returned.iter().map(|row| message::Model::from_query_result(row, "")).collect()
-}
-
-/// Applies callback results as [`finish_callback_on`] does.
-async fn update_callbacks<C: ConnectionTrait>(connection: &C, rows: &[(i64, &'static str, Option<i64>)]) -> Result<(), DbErr> {
-    let values: Vec<Value> = rows.iter().flat_map(|(id, state, next_at)| [Value::from(*id), Value::from(*state), Value::from(*next_at)]).collect();
-    let sql = format!(
-        "UPDATE messages SET callback_state = v.column2, callback_next_at = v.column3, callback_attempts = messages.callback_attempts + 1 \
-         FROM ({}) AS v WHERE messages.id = v.column1",
-        values_list(rows.len(), 3)
-    );
-    connection.execute(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)).await?;
-    Ok(())
+            DeliveryResult::Retry { error, .. } if sync => change(Status::Failed, None, None, Some(Some(error.as_str())), None, false),
+            DeliveryResult::Retry { error, next_attempt_at } => change(Status::Retrying, None, None, Some(Some(error.as_str())), Some(*next_attempt_at), false),
+            DeliveryResult::Failed { error } => change(Status::Failed, None, None, Some(Some(error.as_str())), None, !sync),
+        }
+    }
 }

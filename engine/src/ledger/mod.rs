@@ -125,110 +125,12 @@ pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) ->
 ///
 /// NOTE: on SQLite the single writer connection serializes batches. A backend with concurrent
 /// writers must lock each client's last row to keep the sequence dense.
-pub async fn insert_batch(db: &Db, batch: &[NewMessage], idempotency_since: i64) -> Result<Vec<Stored>, DbErr> {
-    let transaction = db.writer.begin().await?;
-    let stored = insert_batch_on(&transaction, batch, idempotency_since).await?;
-    transaction.commit().await?;
-    Ok(stored)
-}
-
-/// Does the work of [`insert_batch`] on `transaction`, which the caller commits.
-pub async fn insert_batch_on<C: ConnectionTrait>(transaction: &C, batch: &[NewMessage], idempotency_since: i64) -> Result<Vec<Stored>, DbErr> {
-    use std::collections::HashMap;
-
-    let now = now_ms();
-
-    // Earlier messages with the same hash or idempotency key, found with one query each.
-    let clients: Vec<i32> = batch.iter().map(|new| new.client_id).collect();
-    let hashes: Vec<&str> = batch.iter().filter_map(|new| new.request_hash.as_deref()).collect();
-    let keys: Vec<&str> = batch.iter().filter_map(|new| new.idempotency_key.as_deref()).collect();
-    let mut by_hash: HashMap<(i32, String), message::Model> = HashMap::new();
-    let mut by_key: HashMap<(i32, String), message::Model> = HashMap::new();
-    if !hashes.is_empty() {
-        let found = message::Entity::find()
-            .filter(message::Column::ClientId.is_in(clients.clone()))
-            .filter(message::Column::RequestHash.is_in(hashes))
-            .all(transaction)
-            .await?;
-        for row in found {
-            if let Some(hash) = row.request_hash.clone() {
-                by_hash.insert((row.client_id, hash), row);
-            }
-        }
-    }
-    if !keys.is_empty() {
-        let found = message::Entity::find()
-            .filter(message::Column::ClientId.is_in(clients.clone()))
-            .filter(message::Column::IdempotencyKey.is_in(keys))
-            .filter(message::Column::CreatedAt.gte(idempotency_since))
-            .all(transaction)
-            .await?;
-        for row in found {
-            if let Some(key) = row.idempotency_key.clone() {
-                by_key.insert((row.client_id, key), row);
-            }
-        }
-    }
-
-    // Which messages are new, and which repeat an earlier one (stored before, or earlier in this
-    // batch): `Err(index)` points at the new message of the batch it repeats.
-    let mut next_seq: HashMap<i32, i64> = HashMap::new();
-    let mut new_rows = Vec::new();
-    let mut plan: Vec<Result<message::Model, usize>> = Vec::with_capacity(batch.len());
-    let mut batch_hash: HashMap<(i32, &str), usize> = HashMap::new();
-    let mut batch_key: HashMap<(i32, &str), usize> = HashMap::new();
-    for new in batch {
-        let key = new.idempotency_key.as_ref().map(|key| (new.client_id, key.clone()));
-        let hash = new.request_hash.as_ref().map(|hash| (new.client_id, hash.clone()));
-        if let Some(existing) = key.as_ref().and_then(|key| by_key.get(key)).or_else(|| hash.as_ref().and_then(|hash| by_hash.get(hash))) {
-            plan.push(Ok(existing.clone()));
-            continue;
-        }
-        let earlier = new
-            .idempotency_key
-            .as_deref()
-            .and_then(|key| batch_key.get(&(new.client_id, key)))
-            .or_else(|| new.request_hash.as_deref().and_then(|hash| batch_hash.get(&(new.client_id, hash))));
-        if let Some(index) = earlier {
-            plan.push(Err(*index));
-            continue;
-        }
-        let seq = match next_seq.get(&new.client_id) {
-            Some(seq) => *seq,
-            None => last_sequence(transaction, new.client_id).await? + 1,
-        };
-        next_seq.insert(new.client_id, seq + 1);
-        let index = new_rows.len();
-        if let Some(key) = new.idempotency_key.as_deref() {
-            batch_key.insert((new.client_id, key), index);
-        }
-        if let Some(hash) = new.request_hash.as_deref() {
-            batch_hash.insert((new.client_id, hash), index);
-        }
-        let mut model = new_model(new, now);
-        model.client_seq = Set(seq);
-        new_rows.push(model);
-        plan.push(Err(index));
-    }
-
-    // All new rows in one statement (SQLite allows 32766 bound values, far above 256 rows).
-    let mut inserted = if new_rows.is_empty() {
-        Vec::new()
-    } else {
-        message::Entity::insert_many(new_rows).exec_with_returning_many(transaction).await?
-    };
-    inserted.sort_by_key(|row| row.id);
-
-    let mut first_use = vec![true; inserted.len()];
-    let results = plan
-        .into_iter()
-        .map(|step| match step {
-            Ok(existing) => Stored::Existing(existing),
-            Err(index) if std::mem::take(&mut first_use[index]) => Stored::Created(inserted[index].clone()),
-            Err(index) => Stored::Existing(inserted[index].clone()),
-        })
-        .collect();
-    Ok(results)
+pub async fn insert_batch(db: &Db, messages: &[NewMessage], idempotency_since: i64) -> Result<Vec<Stored>, DbErr> {
+    db.write_batch(|connection| {
+        let mut batch = batch::Batch::new(connection);
+        messages.iter().map(|new| batch.insert(new, idempotency_since)).collect()
+    })
+    .await
 }
 
 /// Builds the row of a new outbound message stored at `now`.
