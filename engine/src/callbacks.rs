@@ -10,7 +10,7 @@ use tokio::sync::{watch, Semaphore};
 use crate::api::messages::format_time;
 use crate::db::message;
 use crate::engine::Engine;
-use crate::ledger::{self, now_ms, AttemptRecord};
+use crate::ledger::{now_ms, AttemptRecord};
 use crate::retry;
 use crate::signature;
 
@@ -34,7 +34,7 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
         let claimed = if free == 0 {
             Vec::new()
         } else {
-            match ledger::claim_due_callbacks(&engine.db, free, lease_ms).await {
+            match engine.claims.callbacks(free, lease_ms).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::error!(%error, "claiming due callbacks failed");

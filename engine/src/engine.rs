@@ -25,6 +25,8 @@ pub struct Engine {
     pub intake: crate::intake::Intake,
     /// Group commit of delivery and callback results.
     pub finisher: crate::finisher::Finisher,
+    /// Claims of due deliveries and callbacks, run in the group-commit batches.
+    pub claims: crate::claims::Claims,
     /// Per-client request rate and the delivery queue bound.
     pub limits: crate::limits::Limits,
     /// Cache of external data shared by the connector hosts.
@@ -79,13 +81,14 @@ impl Engine {
             .timeout(Duration::from_millis(config.callbacks.timeout_ms))
             .build()?;
 
-        let (intake, finisher) = crate::group_commit::start(db.clone());
+        let (intake, finisher, claims) = crate::group_commit::start(db.clone());
         let instance_id = format!("{}-{}-{:04x}", hostname(), std::process::id(), rand::random::<u16>());
         Ok(Arc::new(Engine {
             clients: ClientRegistry::new(db.clone(), key),
             limits: crate::limits::Limits::new(&config.limits),
             intake,
             finisher,
+            claims,
             pools: config.pool_concurrency().into_iter().map(|(name, _)| (name, Arc::new(Notify::new()))).collect(),
             config,
             db,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod callbacks;
+pub mod claims;
 pub mod cli;
 pub mod clients;
 pub mod config;

@@ -43,7 +43,7 @@ async fn run_pool(engine: Arc<Engine>, pool: String, capacity: usize, mut shutdo
         let claimed = if free == 0 {
             Vec::new()
         } else {
-            match ledger::claim_due(&engine.db, &engine.instance_id, &pool, free, lease_ms).await {
+            match engine.claims.deliveries(&engine.instance_id, &pool, free, lease_ms).await {
                 Ok(claimed) => claimed,
                 Err(error) => {
                     tracing::error!(%pool, %error, "claiming due messages failed");

@@ -108,41 +108,53 @@ impl Db {
         Ok((frames, copied))
     }
 
-    /// Runs `work` in one write transaction (`BEGIN IMMEDIATE` ... `COMMIT`) straight on the writer
-    /// connection's SQLite handle, through rusqlite. Statements run on the calling thread, without
-    /// a hand-off to sqlx's connection thread for each, so a batch of many statements keeps the
-    /// single writer busy only for SQLite's own work. If `work` or the commit fails, the transaction is
-    /// rolled back and nothing of it is stored.
+    /// Runs `work` in one write transaction on the writer connection's own SQLite handle
+    /// ([`Db::with_writer_handle`], [`write_transaction`]). If `work` or the commit fails, nothing
+    /// of it is stored.
+    pub async fn write_batch<T>(&self, work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> Result<T, DbErr> {
+        self.with_writer_handle(|sqlite| write_transaction(sqlite, work))
+            .await?
+            .map_err(|error| DbErr::Custom(format!("storing a batch failed: {error}")))
+    }
+
+    /// Locks the writer connection and runs `work` on its SQLite handle through rusqlite.
+    /// Statements run on the calling thread, without a hand-off to sqlx's connection thread for
+    /// each, so a batch of many statements keeps the single writer busy only for SQLite's own work.
+    /// Other writes wait until `work` returns.
     ///
     /// The calling thread blocks while `work` runs: the group-commit thread calls this, and tests.
-    pub async fn write_batch<T>(&self, work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> Result<T, DbErr> {
-        let failed = |error: rusqlite::Error| DbErr::Custom(format!("storing a batch failed: {error}"));
-        let mut connection = self
-            .writer
-            .get_sqlite_connection_pool()
-            .acquire()
-            .await
-            .map_err(|error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error)))?;
-        let mut locked = connection.lock_handle().await.map_err(|error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error)))?;
+    pub async fn with_writer_handle<T>(&self, work: impl FnOnce(&rusqlite::Connection) -> T) -> Result<T, DbErr> {
+        let sqlx_error = |error: sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error));
+        let mut connection = self.writer.get_sqlite_connection_pool().acquire().await.map_err(sqlx_error)?;
+        let mut locked = connection.lock_handle().await.map_err(sqlx_error)?;
         // SAFETY: sqlx's connection thread makes no call on the handle while `locked` lives, which
         // is until the end of this function, after `sqlite` is dropped. A connection made with
         // `from_handle` does not close the handle when dropped.
-        let sqlite = unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr()) }.map_err(failed)?;
-        let result = sqlite.execute_batch("BEGIN IMMEDIATE").and_then(|()| work(&sqlite)).and_then(|value| sqlite.execute_batch("COMMIT").map(|()| value));
-        if result.is_err() && !sqlite.is_autocommit() {
-            if let Err(error) = sqlite.execute_batch("ROLLBACK") {
-                tracing::error!(%error, "rolling back a failed batch failed");
-            }
-        }
+        let sqlite = unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr()) }
+            .map_err(|error| DbErr::Custom(format!("cannot use the writer connection: {error}")))?;
+        let result = work(&sqlite);
         drop(sqlite);
         drop(locked);
-        result.map_err(failed)
+        Ok(result)
     }
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), DbErr> {
         Migrator::up(&self.writer, None).await
     }
+}
+
+/// Runs `work` between `BEGIN IMMEDIATE` and `COMMIT` on `sqlite`. If `work` or the commit fails,
+/// the transaction is rolled back.
+pub fn write_transaction<T>(sqlite: &rusqlite::Connection, work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    sqlite.execute_batch("BEGIN IMMEDIATE")?;
+    let result = work(sqlite).and_then(|value| sqlite.execute_batch("COMMIT").map(|()| value));
+    if result.is_err() && !sqlite.is_autocommit() {
+        if let Err(error) = sqlite.execute_batch("ROLLBACK") {
+            tracing::error!(%error, "rolling back a failed write transaction failed");
+        }
+    }
+    result
 }
 
 /// Removes the password from a database URL before it reaches a log or an error message.

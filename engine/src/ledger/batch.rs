@@ -1,5 +1,5 @@
-//! The writes of one group-commit batch: accepted messages and attempt results, run straight on
-//! the writer connection's SQLite handle through rusqlite ([`crate::db::write_batch`]).
+//! The writes of one group-commit batch: accepted messages, attempt results and claims, run
+//! straight on the writer connection's SQLite handle through rusqlite ([`crate::db::write_batch`]).
 //!
 //! Each statement is prepared once per batch and run once per row. As nothing crosses a thread per
 //! statement, a batch keeps the single writer busy only for SQLite's own work and the commit.
@@ -8,8 +8,8 @@
 //! ([`super::insert_message`], [`super::finish_delivery_on`], [`super::finish_sync_on`],
 //! [`super::finish_callback_on`]); `engine/tests/ledger_batch.rs` compares them on two ledgers.
 //!
-//! NOTE: SQLite only, like the rest of the writer; MariaDB and PostgreSQL need the sea-orm path
-//! or their own driver here.
+//! NOTE: SQLite only, like the rest of the writer. MariaDB and PostgreSQL need the sea-orm path
+//! or their own driver here, and MariaDB has no `UPDATE ... RETURNING` for the claims.
 
 use std::collections::HashMap;
 
@@ -241,6 +241,41 @@ impl<'c> Batch<'c> {
             },
             message_row,
         )
+    }
+}
+
+impl Batch<'_> {
+    /// Leases up to `limit` due messages of `pool` to `owner`, oldest first, in one statement, so
+    /// two workers never hold one message. Due are queued and retrying messages whose time has
+    /// come, and processing messages whose lease ran out (their instance died).
+    pub fn claim_deliveries(&self, owner: &str, pool: &str, limit: u64, lease_ms: i64) -> rusqlite::Result<Vec<message::Model>> {
+        const DUE: &str = "pool = :pool AND ((status IN ('queued', 'retrying') AND next_attempt_at <= :now) \
+             OR (status = 'processing' AND lease_owner IS NOT NULL AND lease_until < :now))";
+        let mut claim = self.connection.prepare_cached(&format!(
+            "UPDATE messages SET status = 'processing', lease_owner = :owner, lease_until = :until, updated_at = :now \
+             WHERE id IN (SELECT id FROM messages WHERE {DUE} ORDER BY id LIMIT :limit) AND {DUE} RETURNING {MESSAGE_COLUMNS}"
+        ))?;
+        let now = now_ms();
+        let rows = claim.query_map(
+            named_params! { ":pool": pool, ":now": now, ":owner": owner, ":until": now + lease_ms, ":limit": limit as i64 },
+            message_row,
+        )?;
+        let mut claimed = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        claimed.sort_by_key(|message| message.id);
+        Ok(claimed)
+    }
+
+    /// Takes up to `limit` messages whose callback is due, earliest first, and moves their next
+    /// callback time `lease_ms` ahead, so that no other claim takes them while the POST runs.
+    pub fn claim_callbacks(&self, limit: u64, lease_ms: i64) -> rusqlite::Result<Vec<message::Model>> {
+        const DUE: &str = "callback_state = 'pending' AND callback_next_at <= :now";
+        let mut claim = self.connection.prepare_cached(&format!(
+            "UPDATE messages SET callback_next_at = :until \
+             WHERE id IN (SELECT id FROM messages WHERE {DUE} ORDER BY callback_next_at LIMIT :limit) AND {DUE} RETURNING {MESSAGE_COLUMNS}"
+        ))?;
+        let now = now_ms();
+        let rows = claim.query_map(named_params! { ":now": now, ":until": now + lease_ms, ":limit": limit as i64 }, message_row)?;
+        rows.collect()
     }
 }
 

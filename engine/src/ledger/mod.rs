@@ -392,51 +392,6 @@ pub async fn mark_read(db: &Db, message: message::Model) -> Result<message::Mode
     Ok(message::Model { read_at: Some(now), ..message })
 }
 
-/// Claims up to `limit` due messages of worker pool `pool` for `owner`, each leased for `lease_ms`
-/// milliseconds, and returns them.
-///
-/// Due are `queued` and `retrying` messages whose next attempt time has come, and `processing`
-/// messages whose lease ran out (their worker died). Each claim is a conditional update, so two
-/// workers never hold the same message.
-pub async fn claim_due(db: &Db, owner: &str, pool: &str, limit: u64, lease_ms: i64) -> Result<Vec<message::Model>, DbErr> {
-    let now = now_ms();
-    let due = Condition::any()
-        .add(
-            Condition::all()
-                .add(message::Column::Status.is_in([Status::Queued.as_str(), Status::Retrying.as_str()]))
-                .add(message::Column::NextAttemptAt.lte(now)),
-        )
-        .add(
-            Condition::all()
-                .add(message::Column::Status.eq(Status::Processing.as_str()))
-                .add(message::Column::LeaseOwner.is_not_null())
-                .add(message::Column::LeaseUntil.lt(now)),
-        );
-    let due = Condition::all().add(message::Column::Pool.eq(pool)).add(due);
-    let candidates = Query::select()
-        .column(message::Column::Id)
-        .from(message::Entity)
-        .cond_where(due.clone())
-        .order_by(message::Column::Id, Order::Asc)
-        .limit(limit)
-        .to_owned();
-
-    // One statement claims the whole batch: it is atomic, so two workers never hold one message.
-    // NOTE: UPDATE ... RETURNING exists on SQLite and PostgreSQL; MariaDB needs a
-    // SELECT ... FOR UPDATE SKIP LOCKED transaction instead.
-    let mut claimed = message::Entity::update_many()
-        .col_expr(message::Column::Status, Expr::value(Status::Processing.as_str()))
-        .col_expr(message::Column::LeaseOwner, Expr::value(owner))
-        .col_expr(message::Column::LeaseUntil, Expr::value(now + lease_ms))
-        .col_expr(message::Column::UpdatedAt, Expr::value(now))
-        .filter(message::Column::Id.in_subquery(candidates))
-        .filter(due)
-        .exec_with_returning(&db.writer)
-        .await?;
-    claimed.sort_by_key(|message| message.id);
-    Ok(claimed)
-}
-
 /// Final or intermediate result of a delivery, applied by [`finish_delivery`].
 #[derive(Debug, Clone)]
 pub enum DeliveryResult {
@@ -607,27 +562,6 @@ pub async fn attempts_of(db: &Db, message_id: i64) -> Result<Vec<attempt::Model>
         .filter(attempt::Column::MessageId.eq(message_id))
         .order_by_asc(attempt::Column::Id)
         .all(&db.reader)
-        .await
-}
-
-/// Claims up to `limit` due callbacks, leasing each by moving its due time `lease_ms` milliseconds ahead.
-pub async fn claim_due_callbacks(db: &Db, limit: u64, lease_ms: i64) -> Result<Vec<message::Model>, DbErr> {
-    let now = now_ms();
-    let due = Condition::all()
-        .add(message::Column::CallbackState.eq("pending"))
-        .add(message::Column::CallbackNextAt.lte(now));
-    let candidates = Query::select()
-        .column(message::Column::Id)
-        .from(message::Entity)
-        .cond_where(due.clone())
-        .order_by(message::Column::CallbackNextAt, Order::Asc)
-        .limit(limit)
-        .to_owned();
-    message::Entity::update_many()
-        .col_expr(message::Column::CallbackNextAt, Expr::value(now + lease_ms))
-        .filter(message::Column::Id.in_subquery(candidates))
-        .filter(due)
-        .exec_with_returning(&db.writer)
         .await
 }
 
