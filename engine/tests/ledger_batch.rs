@@ -2,7 +2,7 @@
 //! as the sea-orm functions do: every delivery, sync and callback outcome, a lost lease, two results
 //! for one message in a batch, and new messages with their repeats.
 
-use sea_orm::{EntityTrait, QueryOrder, TransactionTrait};
+use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, TransactionTrait};
 use uig_engine::crypto::MasterKey;
 use uig_engine::db::{attempt, message, Db};
 use uig_engine::ledger::batch::{Batch, Finish, Finished};
@@ -46,6 +46,11 @@ async fn fill(db: &Db) -> Vec<i64> {
         new(11, Status::Failed, None, true),
     ];
     let stored = ledger::insert_batch(db, &batch, 0).await.unwrap();
+    // Values from an earlier attempt, so that each result visibly keeps or replaces them.
+    db.writer
+        .execute_unprepared(r#"UPDATE messages SET data = '{"earlier":true}', external_id = 'earlier-ext', error = 'earlier error'"#)
+        .await
+        .unwrap();
     stored
         .into_iter()
         .map(|stored| match stored {
@@ -182,6 +187,9 @@ async fn batch_matches_one_by_one() {
     assert_eq!(messages[0].callback_state.as_deref(), Some("pending"));
     assert_eq!(messages[1].callback_state, None);
     assert_eq!(messages[2].external_id.as_deref(), Some("ext-2"));
+    assert_eq!(messages[2].error.as_deref(), Some("earlier error"));
+    assert_eq!(messages[0].error, None);
+    assert_eq!(messages[3].data.as_deref(), Some(r#"{"earlier":true}"#));
     assert_eq!(messages[3].next_attempt_at, Some(5));
     assert_eq!(messages[5].lease_owner.as_deref(), Some("w2"));
     assert_eq!(messages[8].error.as_deref(), Some("upstream down"));
@@ -290,4 +298,46 @@ async fn batch_insert_matches_insert_message() {
         assert!(batch_times.0 > 0);
         assert!(one_times.0 > 0);
     }
+}
+
+/// A batch whose last step fails is rolled back whole: the messages inserted before it are gone.
+#[tokio::test]
+async fn failed_batch_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("failed.db")).await;
+    let ids = fill(&db).await;
+    let before = ledger_state(&db, 0).await;
+
+    let key = MasterKey::from_hex(&MasterKey::generate_hex()).unwrap();
+    let client_id = uig_engine::clients::create(&db, &key, "rollback", &[], &[], None, None).await.unwrap().id;
+    let new = NewMessage {
+        client_id,
+        recipient: "testkit".to_string(),
+        entity: "echo".to_string(),
+        message: "{}".to_string(),
+        status: Status::Queued,
+        callback_url: None,
+        request_hash: Some("rolled-back".to_string()),
+        idempotency_key: None,
+        pool: "worker".to_string(),
+        lease: None,
+    };
+    let missing = ids.iter().max().unwrap() + 1_000;
+    let failed = db
+        .write_batch(|connection| {
+            let mut batch = Batch::new(connection);
+            batch.insert(&new, 0)?;
+            batch.finish(Finish::Callback { attempt: attempt(ids[10], "callback", "200"), state: "delivered", next_at: None })?;
+            // A sync result for a message that does not exist fails the batch.
+            batch.finish(Finish::Sync { attempt: attempt(missing, "sync", "done"), result: DeliveryResult::Failed { error: "x".to_string() } })
+        })
+        .await;
+    assert!(failed.is_err());
+
+    let after = ledger_state(&db, 0).await;
+    assert_eq!(after.0, before.0);
+    assert_eq!(after.1, before.1);
+    // The writer connection is usable again, outside any transaction.
+    let stored = ledger::insert_batch(&db, &[new], 0).await.unwrap();
+    assert!(matches!(stored[0], ledger::Stored::Created(_)));
 }

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{named_params, Connection, OptionalExtension, Row};
+use rusqlite::{named_params, Connection, OptionalExtension, Row, Statement, ToSql};
 
 use super::{now_ms, AttemptRecord, DeliveryResult, NewMessage, Stored};
 use crate::db::message;
@@ -197,50 +197,27 @@ impl<'c> Batch<'c> {
 
     /// Applies a delivery result if `owner` still holds the lease; returns whether it did.
     fn update_delivery(&self, message_id: i64, owner: &str, result: &DeliveryResult) -> rusqlite::Result<bool> {
-        let change = Change::of(result, false);
         let mut update = self.connection.prepare_cached(&format!(
             "UPDATE messages SET {CHANGE_COLUMNS}, attempts = attempts + 1, next_attempt_at = :next_attempt_at, \
              callback_state = CASE WHEN :callback_due THEN (CASE WHEN callback_url IS NOT NULL THEN 'pending' ELSE NULL END) ELSE callback_state END, \
              callback_next_at = CASE WHEN :callback_due THEN :now ELSE callback_next_at END \
              WHERE id = :id AND lease_owner = :owner"
         ))?;
-        let changed = update.execute(named_params! {
-            ":id": message_id,
-            ":owner": owner,
-            ":status": change.status.as_str(),
-            ":set_data": change.data.is_some(),
-            ":data": change.data,
-            ":set_external_id": change.external_id.is_some(),
-            ":external_id": change.external_id.flatten(),
-            ":set_error": change.error.is_some(),
-            ":error": change.error.flatten(),
-            ":next_attempt_at": change.next_attempt_at,
-            ":callback_due": change.callback_due,
-            ":now": now_ms(),
-        })?;
-        Ok(changed == 1)
+        Change::of(result, false).bind(&mut update, message_id, Some(owner))?;
+        Ok(update.raw_execute()? == 1)
     }
 
     /// Applies the result of a sync send and returns the stored message.
     fn update_sync(&self, message_id: i64, result: &DeliveryResult) -> rusqlite::Result<message::Model> {
-        let change = Change::of(result, true);
         let mut update = self.connection.prepare_cached(&format!(
             "UPDATE messages SET {CHANGE_COLUMNS}, attempts = 1 WHERE id = :id RETURNING {MESSAGE_COLUMNS}"
         ))?;
-        update.query_row(
-            named_params! {
-                ":id": message_id,
-                ":status": change.status.as_str(),
-                ":set_data": change.data.is_some(),
-                ":data": change.data,
-                ":set_external_id": change.external_id.is_some(),
-                ":external_id": change.external_id.flatten(),
-                ":set_error": change.error.is_some(),
-                ":error": change.error.flatten(),
-                ":now": now_ms(),
-            },
-            message_row,
-        )
+        Change::of(result, true).bind(&mut update, message_id, None)?;
+        let mut rows = update.raw_query();
+        match rows.next()? {
+            Some(row) => message_row(row),
+            None => Err(rusqlite::Error::QueryReturnedNoRows),
+        }
     }
 }
 
@@ -298,6 +275,32 @@ struct Change<'r> {
 }
 
 impl<'r> Change<'r> {
+    /// Binds the change, the message id and the lease owner to the parameters of `statement` that
+    /// use them.
+    fn bind(&self, statement: &mut Statement, message_id: i64, owner: Option<&str>) -> rusqlite::Result<()> {
+        let now = now_ms();
+        let values: [(&str, &dyn ToSql); 12] = [
+            (":id", &message_id),
+            (":owner", &owner),
+            (":status", &self.status.as_str()),
+            (":set_data", &self.data.is_some()),
+            (":data", &self.data),
+            (":set_external_id", &self.external_id.is_some()),
+            (":external_id", &self.external_id.flatten()),
+            (":set_error", &self.error.is_some()),
+            (":error", &self.error.flatten()),
+            (":next_attempt_at", &self.next_attempt_at),
+            (":callback_due", &self.callback_due),
+            (":now", &now),
+        ];
+        for (name, value) in values {
+            if let Some(index) = statement.parameter_index(name)? {
+                statement.raw_bind_parameter(index, value)?;
+            }
+        }
+        Ok(())
+    }
+
     fn of(result: &'r DeliveryResult, sync: bool) -> Change<'r> {
         let change = |status, data, external_id, error, next_attempt_at, callback_due| Change { status, data, external_id, error, next_attempt_at, callback_due };
         match result {
