@@ -97,7 +97,13 @@ async fn run(db: Db, mut queues: Queues) {
                     if work.is_empty() {
                         break;
                     }
-                    commit(sqlite, std::mem::take(&mut work));
+                    let batch = std::mem::take(&mut work);
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(sqlite, batch))).is_err() {
+                        // The batch's reply channels were dropped, so its senders see an error.
+                        // `with_writer_handle` rolls back the transaction the panic left open.
+                        tracing::error!("storing a batch panicked; its open transaction is rolled back");
+                        break;
+                    }
                     if started.elapsed() >= HOLD {
                         break;
                     }

@@ -341,3 +341,106 @@ async fn failed_batch_stores_nothing() {
     let stored = ledger::insert_batch(&db, &[new], 0).await.unwrap();
     assert!(matches!(stored[0], ledger::Stored::Created(_)));
 }
+
+/// Work that leaves a transaction open, or panics inside one, is rolled back, and the writer
+/// connection takes the next batch.
+#[tokio::test]
+async fn open_transaction_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("open.db")).await;
+    let ids = fill(&db).await;
+    let count = |db: Db| async move { message::Entity::find().all(&db.reader).await.unwrap().len() };
+    let before = count(db.clone()).await;
+
+    db.with_writer_handle(|sqlite| {
+        sqlite.execute_batch("BEGIN IMMEDIATE").unwrap();
+        sqlite.execute("DELETE FROM messages WHERE id = ?1", [ids[0]]).unwrap();
+    })
+    .await
+    .unwrap();
+    assert_eq!(count(db.clone()).await, before);
+
+    let writer = db.clone();
+    let doomed = ids[1];
+    let panicked = std::panic::AssertUnwindSafe(async move {
+        writer
+            .with_writer_handle(|sqlite| {
+                sqlite.execute_batch("BEGIN IMMEDIATE").unwrap();
+                sqlite.execute("DELETE FROM messages WHERE id = ?1", [doomed]).unwrap();
+                panic!("a batch failed halfway");
+            })
+            .await
+    });
+    assert!(futures_catch(panicked).await);
+    assert_eq!(count(db.clone()).await, before);
+
+    // A sea-orm write on the same connection commits.
+    db.writer.execute_unprepared(&format!("DELETE FROM attempts WHERE message_id = {}", ids[2])).await.unwrap();
+    db.writer.execute_unprepared(&format!("UPDATE messages SET error = 'after' WHERE id = {}", ids[2])).await.unwrap();
+    let row = message::Entity::find_by_id(ids[2]).one(&db.reader).await.unwrap().unwrap();
+    assert_eq!(row.error.as_deref(), Some("after"));
+}
+
+/// Returns true when `future` panics. It runs as a local task, because the writer's locked
+/// handle is not `Send`.
+async fn futures_catch<F: std::future::Future + 'static>(future: std::panic::AssertUnwindSafe<F>) -> bool {
+    let local = tokio::task::LocalSet::new();
+    local.run_until(async move { tokio::task::spawn_local(async move { future.await; }).await }).await.is_err_and(|error| error.is_panic())
+}
+
+/// Delivery claims take due messages of the pool, oldest first: queued and retrying ones whose time
+/// has come and processing ones whose lease ran out. Callback claims take due callbacks, earliest
+/// first, and move them ahead by the lease.
+#[tokio::test]
+async fn claims_take_due_work_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("claims.db")).await;
+    let ids = fill(&db).await;
+    let now = ledger::now_ms();
+    let set = |id: i64, columns: String| {
+        let db = db.clone();
+        async move { db.writer.execute_unprepared(&format!("UPDATE messages SET {columns} WHERE id = {id}")).await.unwrap() }
+    };
+    let queued = |at: i64| format!("status = 'queued', next_attempt_at = {at}, lease_owner = NULL, lease_until = NULL");
+    set(ids[0], queued(now - 1_000)).await;
+    set(ids[1], queued(now + 60_000)).await;
+    set(ids[2], format!("status = 'retrying', next_attempt_at = {}, lease_owner = NULL, lease_until = NULL", now - 1)).await;
+    set(ids[3], format!("status = 'processing', lease_owner = 'dead', lease_until = {}", now - 1)).await;
+    set(ids[4], format!("status = 'processing', lease_owner = 'alive', lease_until = {}", now + 60_000)).await;
+    set(ids[5], "status = 'processing', lease_owner = NULL, lease_until = NULL".to_string()).await;
+    set(ids[6], format!("{}, pool = 'other'", queued(now - 1_000))).await;
+    set(ids[7], "status = 'delivered', lease_owner = NULL, lease_until = NULL".to_string()).await;
+    set(ids[8], queued(now - 1_000)).await;
+    set(ids[9], "status = 'failed', lease_owner = NULL, lease_until = NULL".to_string()).await;
+
+    let claim = |limit: u64| {
+        let db = db.clone();
+        async move { db.write_batch(|connection| Batch::new(connection).claim_deliveries("me", "worker", limit, 30_000)).await.unwrap() }
+    };
+    let first = claim(3).await;
+    assert_eq!(first.iter().map(|row| row.id).collect::<Vec<_>>(), [ids[0], ids[2], ids[3]]);
+    for row in &first {
+        assert_eq!(row.status, "processing");
+        assert_eq!(row.lease_owner.as_deref(), Some("me"));
+        assert!(row.lease_until.unwrap() >= now + 30_000);
+    }
+    let rest = claim(10).await;
+    assert_eq!(rest.iter().map(|row| row.id).collect::<Vec<_>>(), [ids[8]]);
+    assert!(claim(10).await.is_empty());
+
+    // Callbacks: 10 and 11 are due, 11 since earlier; 0 is due later; 1 has none.
+    set(ids[10], format!("callback_state = 'pending', callback_next_at = {}", now - 10)).await;
+    set(ids[11], format!("callback_state = 'pending', callback_next_at = {}", now - 500)).await;
+    set(ids[0], format!("callback_state = 'pending', callback_next_at = {}", now + 60_000)).await;
+    set(ids[1], format!("callback_state = 'delivered', callback_next_at = {}", now - 500)).await;
+    let claim_callbacks = |limit: u64| {
+        let db = db.clone();
+        async move { db.write_batch(|connection| Batch::new(connection).claim_callbacks(limit, 40_000)).await.unwrap() }
+    };
+    let first = claim_callbacks(1).await;
+    assert_eq!(first.iter().map(|row| row.id).collect::<Vec<_>>(), [ids[11]]);
+    assert!(first[0].callback_next_at.unwrap() >= now + 40_000);
+    let rest = claim_callbacks(10).await;
+    assert_eq!(rest.iter().map(|row| row.id).collect::<Vec<_>>(), [ids[10]]);
+    assert!(claim_callbacks(10).await.is_empty());
+}

@@ -122,6 +122,9 @@ impl Db {
     /// each, so a batch of many statements keeps the single writer busy only for SQLite's own work.
     /// Other writes wait until `work` returns.
     ///
+    /// If `work` returns or panics inside a transaction, the transaction is rolled back. A
+    /// connection that stays inside one is closed, so the pool opens a fresh one.
+    ///
     /// The calling thread blocks while `work` runs: the group-commit thread calls this, and tests.
     pub async fn with_writer_handle<T>(&self, work: impl FnOnce(&rusqlite::Connection) -> T) -> Result<T, DbErr> {
         let sqlx_error = |error: sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error));
@@ -132,10 +135,24 @@ impl Db {
         // `from_handle` does not close the handle when dropped.
         let sqlite = unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr()) }
             .map_err(|error| DbErr::Custom(format!("cannot use the writer connection: {error}")))?;
-        let result = work(&sqlite);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&sqlite)));
+        let stuck = !sqlite.is_autocommit() && {
+            tracing::error!("a batch left the writer connection inside a transaction; rolling it back");
+            if let Err(error) = sqlite.execute_batch("ROLLBACK") {
+                tracing::error!(%error, "rolling back the open transaction failed");
+            }
+            !sqlite.is_autocommit()
+        };
         drop(sqlite);
         drop(locked);
-        Ok(result)
+        if stuck {
+            tracing::error!("the writer connection is still inside a transaction; closing it so that the pool opens a fresh one");
+            connection.close_on_drop();
+        }
+        match result {
+            Ok(result) => Ok(result),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     /// Applies pending migrations.

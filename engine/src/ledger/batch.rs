@@ -4,9 +4,10 @@
 //! Each statement is prepared once per batch and run once per row. As nothing crosses a thread per
 //! statement, a batch keeps the single writer busy only for SQLite's own work and the commit.
 //!
-//! Every function here has the same effect as its sea-orm counterpart in the parent module
+//! Inserts and results have the same effect as their sea-orm counterparts in the parent module
 //! ([`super::insert_message`], [`super::finish_delivery_on`], [`super::finish_sync_on`],
-//! [`super::finish_callback_on`]); `engine/tests/ledger_batch.rs` compares them on two ledgers.
+//! [`super::finish_callback_on`]). `engine/tests/ledger_batch.rs` compares them on two ledgers and
+//! checks the claims.
 //!
 //! NOTE: SQLite only, like the rest of the writer. MariaDB and PostgreSQL need the sea-orm path
 //! or their own driver here, and MariaDB has no `UPDATE ... RETURNING` for the claims.
@@ -134,9 +135,9 @@ impl<'c> Batch<'c> {
             }
             // The unique index contains the idempotency key from before the window. SQLite undoes
             // only the failed statement, and the earlier message is returned, as `insert_message` does.
-            Err(error) if error.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => match self.find_repeat(new, 0)? {
+            Err(rusqlite::Error::SqliteFailure(failure, message)) if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => match self.find_repeat(new, 0)? {
                 Some(existing) => Ok(Stored::Existing(existing)),
-                None => Err(error),
+                None => Err(rusqlite::Error::SqliteFailure(failure, message)),
             },
             Err(error) => Err(error),
         }
