@@ -19,7 +19,10 @@ use crate::ledger::{self, ListOrder, ListQuery, NewMessage, Stored};
 use crate::plugins::ConnectorHandle;
 use crate::status::Status;
 
-/// How long an `Idempotency-Key` stays bound to its message, in milliseconds (24 hours).
+/// How far back the first lookup of an `Idempotency-Key` reaches, in milliseconds (24 hours).
+///
+/// NOTE: the unique index on (client, key) keeps an older key bound to its message as well, so
+/// such a repeat fails the insert and gets that message back. The window only narrows the lookup.
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
 type ApiResult = Result<Response, Rejection>;
