@@ -6,14 +6,14 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::db::message;
 
-/// The claimed messages, or why the batch failed.
+/// Reply channel of a claim: the claimed messages, or why the batch failed.
 pub(crate) type Claimed = oneshot::Sender<Result<Vec<message::Model>, String>>;
 
 /// One claim to run.
 pub(crate) enum Claim {
     /// Due messages of `pool`, leased to `owner` for `lease_ms`.
     Deliveries { owner: String, pool: String, limit: u64, lease_ms: i64, reply: Claimed },
-    /// Messages whose callback is due; each is not due again for `lease_ms`.
+    /// Messages whose callback is due. Each is not due again for `lease_ms`.
     Callbacks { limit: u64, lease_ms: i64, reply: Claimed },
 }
 

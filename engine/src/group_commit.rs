@@ -4,25 +4,25 @@
 //!
 //! One thread serves new messages, results and the workers' claims, so a sync send's insert and
 //! the results of earlier sends share a commit instead of taking turns on the single writer
-//! connection. It runs each batch
-//! straight on the writer's SQLite handle ([`Db::write_batch`]).
+//! connection. It runs each batch straight on the writer's SQLite handle
+//! ([`Db::with_writer_handle`]).
 
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::claims::Claim;
-use crate::claims::Claims;
+use crate::claims::{Claim, Claims};
 use crate::db::{write_transaction, Db};
 use crate::finisher::{Finisher, Outcome, Reply};
 use crate::intake::{Intake, Pending};
 use crate::ledger::batch::{Batch, Finished};
 use crate::ledger::NewMessage;
 
-/// Largest number of messages, and of results, stored in one transaction.
+/// Maximum number of messages, of results and of claims in one transaction.
 const MAX_BATCH: usize = 256;
 
-/// Room for messages, and for results, waiting for the next batch; senders wait when it is full.
+/// Room in each queue (messages, results, claims) for work waiting for the next batch. Senders
+/// wait when it is full.
 const QUEUE: usize = 4096;
 
 /// Starts the group-commit thread and returns its handles. The thread runs until every handle is
@@ -139,7 +139,8 @@ fn commit(sqlite: &rusqlite::Connection, work: Work) {
         })
         .unzip();
     let (finishes, result_replies): (Vec<_>, Vec<Reply>) = outcomes.into_iter().map(Outcome::split).unzip();
-    let mut claim_replies = Vec::with_capacity(claims.len());
+    let claim_count = claims.len();
+    let mut claim_replies = Vec::with_capacity(claim_count);
 
     let stored = write_transaction(sqlite, |connection| {
         let mut batch = Batch::new(connection);
@@ -161,7 +162,7 @@ fn commit(sqlite: &rusqlite::Connection, work: Work) {
         Ok(done) => done,
         Err(error) => {
             let error = format!("storing a batch failed: {error}");
-            tracing::error!(%error, messages = send_replies.len(), results = result_replies.len(), "none of the batch is stored");
+            tracing::error!(%error, messages = send_replies.len(), results = result_replies.len(), claims = claim_count, "none of the batch is stored");
             for reply in send_replies {
                 let _ = reply.send(Err(error.clone()));
             }

@@ -343,7 +343,7 @@ async fn failed_batch_stores_nothing() {
 }
 
 /// Work that leaves a transaction open, or panics inside one, is rolled back, and the writer
-/// connection takes the next batch.
+/// connection takes the next write.
 #[tokio::test]
 async fn open_transaction_rolled_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -352,17 +352,25 @@ async fn open_transaction_rolled_back() {
     let count = |db: Db| async move { message::Entity::find().all(&db.reader).await.unwrap().len() };
     let before = count(db.clone()).await;
 
+    // A sea-orm write on the same connection commits only if no transaction was left open.
+    let write_commits = |db: Db, id: i64, error: &'static str| async move {
+        db.writer.execute_unprepared(&format!("UPDATE messages SET error = '{error}' WHERE id = {id}")).await.unwrap();
+        let row = message::Entity::find_by_id(id).one(&db.reader).await.unwrap().unwrap();
+        row.error.as_deref() == Some(error)
+    };
+
     db.with_writer_handle(|sqlite| {
         sqlite.execute_batch("BEGIN IMMEDIATE").unwrap();
         sqlite.execute("DELETE FROM messages WHERE id = ?1", [ids[0]]).unwrap();
     })
     .await
     .unwrap();
+    assert!(write_commits(db.clone(), ids[2], "after the open transaction").await);
     assert_eq!(count(db.clone()).await, before);
 
     let writer = db.clone();
     let doomed = ids[1];
-    let panicked = std::panic::AssertUnwindSafe(async move {
+    let batch = std::panic::AssertUnwindSafe(async move {
         writer
             .with_writer_handle(|sqlite| {
                 sqlite.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -371,21 +379,17 @@ async fn open_transaction_rolled_back() {
             })
             .await
     });
-    assert!(futures_catch(panicked).await);
+    assert!(panics(batch).await);
+    assert!(write_commits(db.clone(), ids[3], "after the panic").await);
     assert_eq!(count(db.clone()).await, before);
-
-    // A sea-orm write on the same connection commits.
-    db.writer.execute_unprepared(&format!("DELETE FROM attempts WHERE message_id = {}", ids[2])).await.unwrap();
-    db.writer.execute_unprepared(&format!("UPDATE messages SET error = 'after' WHERE id = {}", ids[2])).await.unwrap();
-    let row = message::Entity::find_by_id(ids[2]).one(&db.reader).await.unwrap().unwrap();
-    assert_eq!(row.error.as_deref(), Some("after"));
 }
 
 /// Returns true when `future` panics. It runs as a local task, because the writer's locked
 /// handle is not `Send`.
-async fn futures_catch<F: std::future::Future + 'static>(future: std::panic::AssertUnwindSafe<F>) -> bool {
+async fn panics<F: std::future::Future + 'static>(future: std::panic::AssertUnwindSafe<F>) -> bool {
     let local = tokio::task::LocalSet::new();
-    local.run_until(async move { tokio::task::spawn_local(async move { future.await; }).await }).await.is_err_and(|error| error.is_panic())
+    let outcome = local.run_until(async move { tokio::task::spawn_local(async move { future.await; }).await }).await;
+    outcome.is_err_and(|error| error.is_panic())
 }
 
 /// Delivery claims take due messages of the pool, oldest first: queued and retrying ones whose time
@@ -428,7 +432,8 @@ async fn claims_take_due_work_only() {
     assert_eq!(rest.iter().map(|row| row.id).collect::<Vec<_>>(), [ids[8]]);
     assert!(claim(10).await.is_empty());
 
-    // Callbacks: 10 and 11 are due, 11 since earlier; 0 is due later; 1 has none.
+    // The callbacks of 10 and 11 are due, and 11's is older. The callback of 0 is due later, and 1's
+    // was delivered already.
     set(ids[10], format!("callback_state = 'pending', callback_next_at = {}", now - 10)).await;
     set(ids[11], format!("callback_state = 'pending', callback_next_at = {}", now - 500)).await;
     set(ids[0], format!("callback_state = 'pending', callback_next_at = {}", now + 60_000)).await;

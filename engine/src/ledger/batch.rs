@@ -1,5 +1,6 @@
 //! The writes of one group-commit batch: accepted messages, attempt results and claims, run
-//! straight on the writer connection's SQLite handle through rusqlite ([`crate::db::write_batch`]).
+//! straight on the writer connection's SQLite handle through rusqlite
+//! ([`crate::db::Db::with_writer_handle`]).
 //!
 //! Each statement is prepared once per batch and run once per row. As nothing crosses a thread per
 //! statement, a batch keeps the single writer busy only for SQLite's own work and the commit.
@@ -39,12 +40,43 @@ pub enum Finished {
     Sync(Box<message::Model>),
 }
 
-/// The columns of `messages` in the order of [`message::Model`]'s fields, for [`message_row`].
-const MESSAGE_COLUMNS: &str = "id, client_id, client_seq, direction, recipient, entity, message, status, data, error, \
-     external_id, attempts, next_attempt_at, lease_owner, lease_until, callback_url, callback_state, callback_attempts, \
-     callback_next_at, request_hash, idempotency_key, read_at, created_at, updated_at, pool";
+/// The columns of `messages` in the order of [`message::Model`]'s fields, for [`message_row`]. A
+/// macro, so that `concat!` builds each statement's text once, at compile time.
+macro_rules! message_columns {
+    () => {
+        "id, client_id, client_seq, direction, recipient, entity, message, status, data, error, \
+         external_id, attempts, next_attempt_at, lease_owner, lease_until, callback_url, callback_state, callback_attempts, \
+         callback_next_at, request_hash, idempotency_key, read_at, created_at, updated_at, pool"
+    };
+}
 
-/// Reads a row selected or returned with [`MESSAGE_COLUMNS`].
+/// Columns that delivery and sync results both set from a [`Change`].
+macro_rules! change_columns {
+    () => {
+        "status = :status, \
+         data = CASE WHEN :set_data THEN :data ELSE data END, \
+         external_id = CASE WHEN :set_external_id THEN :external_id ELSE external_id END, \
+         error = CASE WHEN :set_error THEN :error ELSE error END, \
+         lease_owner = NULL, lease_until = NULL, updated_at = :now"
+    };
+}
+
+/// Condition of messages of `:pool` that are due for delivery at `:now`.
+macro_rules! delivery_due {
+    () => {
+        "pool = :pool AND ((status IN ('queued', 'retrying') AND next_attempt_at <= :now) \
+         OR (status = 'processing' AND lease_owner IS NOT NULL AND lease_until < :now))"
+    };
+}
+
+/// Condition of messages whose callback is due at `:now`.
+macro_rules! callback_due {
+    () => {
+        "callback_state = 'pending' AND callback_next_at <= :now"
+    };
+}
+
+/// Reads a row selected or returned with `message_columns!()`.
 fn message_row(row: &Row) -> rusqlite::Result<message::Model> {
     Ok(message::Model {
         id: row.get(0)?,
@@ -75,7 +107,7 @@ fn message_row(row: &Row) -> rusqlite::Result<message::Model> {
     })
 }
 
-/// The writes of one batch, inside the transaction that [`crate::db::write_batch`] opened.
+/// The writes of one batch, inside the transaction that [`crate::db::write_transaction`] opened.
 pub struct Batch<'c> {
     connection: &'c Connection,
     /// The next sequence number of each client that stored a message in this batch.
@@ -100,15 +132,15 @@ impl<'c> Batch<'c> {
         };
 
         let now = now_ms();
-        let sql = format!(
+        let mut insert = self.connection.prepare_cached(concat!(
             "INSERT INTO messages (client_id, client_seq, direction, recipient, entity, message, status, attempts, \
              next_attempt_at, lease_owner, lease_until, callback_url, callback_attempts, request_hash, idempotency_key, \
              created_at, updated_at, pool) \
              VALUES (:client_id, :client_seq, 'outbound', :recipient, :entity, :message, :status, 0, :next_attempt_at, \
              :lease_owner, :lease_until, :callback_url, 0, :request_hash, :idempotency_key, :now, :now, :pool) \
-             RETURNING {MESSAGE_COLUMNS}"
-        );
-        let mut insert = self.connection.prepare_cached(&sql)?;
+             RETURNING ",
+            message_columns!()
+        ))?;
         let row = insert.query_row(
             named_params! {
                 ":client_id": new.client_id,
@@ -145,15 +177,15 @@ impl<'c> Batch<'c> {
 
     fn find_repeat(&self, new: &NewMessage, idempotency_since: i64) -> rusqlite::Result<Option<message::Model>> {
         if let Some(key) = &new.idempotency_key {
-            let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE client_id = ?1 AND idempotency_key = ?2 AND created_at >= ?3 LIMIT 1");
-            let found = self.connection.prepare_cached(&sql)?.query_row((new.client_id, key, idempotency_since), message_row).optional()?;
+            let sql = concat!("SELECT ", message_columns!(), " FROM messages WHERE client_id = ?1 AND idempotency_key = ?2 AND created_at >= ?3 LIMIT 1");
+            let found = self.connection.prepare_cached(sql)?.query_row((new.client_id, key, idempotency_since), message_row).optional()?;
             if found.is_some() {
                 return Ok(found);
             }
         }
         if let Some(hash) = &new.request_hash {
-            let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE client_id = ?1 AND request_hash = ?2 LIMIT 1");
-            return self.connection.prepare_cached(&sql)?.query_row((new.client_id, hash), message_row).optional();
+            let sql = concat!("SELECT ", message_columns!(), " FROM messages WHERE client_id = ?1 AND request_hash = ?2 LIMIT 1");
+            return self.connection.prepare_cached(sql)?.query_row((new.client_id, hash), message_row).optional();
         }
         Ok(None)
     }
@@ -196,10 +228,12 @@ impl<'c> Batch<'c> {
         Ok(())
     }
 
-    /// Applies a delivery result if `owner` still holds the lease; returns whether it did.
+    /// Applies a delivery result if `owner` still holds the lease. Returns whether it did.
     fn update_delivery(&self, message_id: i64, owner: &str, result: &DeliveryResult) -> rusqlite::Result<bool> {
-        let mut update = self.connection.prepare_cached(&format!(
-            "UPDATE messages SET {CHANGE_COLUMNS}, attempts = attempts + 1, next_attempt_at = :next_attempt_at, \
+        let mut update = self.connection.prepare_cached(concat!(
+            "UPDATE messages SET ",
+            change_columns!(),
+            ", attempts = attempts + 1, next_attempt_at = :next_attempt_at, \
              callback_state = CASE WHEN :callback_due THEN (CASE WHEN callback_url IS NOT NULL THEN 'pending' ELSE NULL END) ELSE callback_state END, \
              callback_next_at = CASE WHEN :callback_due THEN :now ELSE callback_next_at END \
              WHERE id = :id AND lease_owner = :owner"
@@ -210,9 +244,8 @@ impl<'c> Batch<'c> {
 
     /// Applies the result of a sync send and returns the stored message.
     fn update_sync(&self, message_id: i64, result: &DeliveryResult) -> rusqlite::Result<message::Model> {
-        let mut update = self.connection.prepare_cached(&format!(
-            "UPDATE messages SET {CHANGE_COLUMNS}, attempts = 1 WHERE id = :id RETURNING {MESSAGE_COLUMNS}"
-        ))?;
+        let mut update =
+            self.connection.prepare_cached(concat!("UPDATE messages SET ", change_columns!(), ", attempts = 1 WHERE id = :id RETURNING ", message_columns!()))?;
         Change::of(result, true).bind(&mut update, message_id, None)?;
         let mut rows = update.raw_query();
         match rows.next()? {
@@ -227,11 +260,14 @@ impl Batch<'_> {
     /// two workers never hold one message. Due are queued and retrying messages whose time has
     /// come, and processing messages whose lease ran out (their instance died).
     pub fn claim_deliveries(&self, owner: &str, pool: &str, limit: u64, lease_ms: i64) -> rusqlite::Result<Vec<message::Model>> {
-        const DUE: &str = "pool = :pool AND ((status IN ('queued', 'retrying') AND next_attempt_at <= :now) \
-             OR (status = 'processing' AND lease_owner IS NOT NULL AND lease_until < :now))";
-        let mut claim = self.connection.prepare_cached(&format!(
+        let mut claim = self.connection.prepare_cached(concat!(
             "UPDATE messages SET status = 'processing', lease_owner = :owner, lease_until = :until, updated_at = :now \
-             WHERE id IN (SELECT id FROM messages WHERE {DUE} ORDER BY id LIMIT :limit) AND {DUE} RETURNING {MESSAGE_COLUMNS}"
+             WHERE id IN (SELECT id FROM messages WHERE ",
+            delivery_due!(),
+            " ORDER BY id LIMIT :limit) AND ",
+            delivery_due!(),
+            " RETURNING ",
+            message_columns!()
         ))?;
         let now = now_ms();
         let rows = claim.query_map(
@@ -246,23 +282,19 @@ impl Batch<'_> {
     /// Takes up to `limit` messages whose callback is due, earliest first, and moves their next
     /// callback time `lease_ms` ahead, so that no other claim takes them while the POST runs.
     pub fn claim_callbacks(&self, limit: u64, lease_ms: i64) -> rusqlite::Result<Vec<message::Model>> {
-        const DUE: &str = "callback_state = 'pending' AND callback_next_at <= :now";
-        let mut claim = self.connection.prepare_cached(&format!(
-            "UPDATE messages SET callback_next_at = :until \
-             WHERE id IN (SELECT id FROM messages WHERE {DUE} ORDER BY callback_next_at LIMIT :limit) AND {DUE} RETURNING {MESSAGE_COLUMNS}"
+        let mut claim = self.connection.prepare_cached(concat!(
+            "UPDATE messages SET callback_next_at = :until WHERE id IN (SELECT id FROM messages WHERE ",
+            callback_due!(),
+            " ORDER BY callback_next_at LIMIT :limit) AND ",
+            callback_due!(),
+            " RETURNING ",
+            message_columns!()
         ))?;
         let now = now_ms();
         let rows = claim.query_map(named_params! { ":now": now, ":until": now + lease_ms, ":limit": limit as i64 }, message_row)?;
         rows.collect()
     }
 }
-
-/// Columns that delivery and sync results both set from a [`Change`].
-const CHANGE_COLUMNS: &str = "status = :status, \
-     data = CASE WHEN :set_data THEN :data ELSE data END, \
-     external_id = CASE WHEN :set_external_id THEN :external_id ELSE external_id END, \
-     error = CASE WHEN :set_error THEN :error ELSE error END, \
-     lease_owner = NULL, lease_until = NULL, updated_at = :now";
 
 /// The changes a delivery or sync result makes to the message's row. `None` keeps a column as it is.
 struct Change<'r> {

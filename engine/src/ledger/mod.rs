@@ -124,7 +124,7 @@ pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) ->
 /// also among earlier messages of the same batch. If the transaction fails, nothing is stored.
 ///
 /// It blocks the calling thread while SQLite runs ([`Db::with_writer_handle`]), so the engine
-/// stores messages through the group-commit thread and only tools and tests call this.
+/// stores messages through the group-commit thread and only tests call this.
 ///
 /// NOTE: on SQLite the single writer connection serializes batches. A backend with concurrent
 /// writers must lock each client's last row to keep the sequence dense.
