@@ -409,27 +409,33 @@ async fn claims_take_due_work_only() {
     set(ids[0], queued(now - 1_000)).await;
     set(ids[1], queued(now + 60_000)).await;
     set(ids[2], format!("status = 'retrying', next_attempt_at = {}, lease_owner = NULL, lease_until = NULL", now - 1)).await;
-    set(ids[3], format!("status = 'processing', lease_owner = 'dead', lease_until = {}", now - 1)).await;
-    set(ids[4], format!("status = 'processing', lease_owner = 'alive', lease_until = {}", now + 60_000)).await;
-    set(ids[5], "status = 'processing', lease_owner = NULL, lease_until = NULL".to_string()).await;
+    // A leased message keeps the end of its lease in `next_attempt_at`, as the engine stores it.
+    let leased = |owner: &str, until: i64| format!("status = 'processing', lease_owner = '{owner}', lease_until = {until}, next_attempt_at = {until}");
+    set(ids[3], leased("dead", now - 1)).await;
+    set(ids[4], leased("alive", now + 60_000)).await;
+    // Still processing at the recipient: no lease, nothing due.
+    set(ids[5], "status = 'processing', lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL".to_string()).await;
     set(ids[6], format!("{}, pool = 'other'", queued(now - 1_000))).await;
-    set(ids[7], "status = 'delivered', lease_owner = NULL, lease_until = NULL".to_string()).await;
-    set(ids[8], queued(now - 1_000)).await;
-    set(ids[9], "status = 'failed', lease_owner = NULL, lease_until = NULL".to_string()).await;
+    set(ids[7], "status = 'delivered', lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL".to_string()).await;
+    // The earliest due, though not the oldest message.
+    set(ids[8], queued(now - 5_000)).await;
+    set(ids[9], "status = 'failed', lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL".to_string()).await;
 
     let claim = |limit: u64| {
         let db = db.clone();
         async move { db.write_batch(|connection| Batch::new(connection).claim_deliveries("me", "worker", limit, 30_000)).await.unwrap() }
     };
+    // Earliest due first: 8, then 0, then 2 before 3 (same due time, lower id).
     let first = claim(3).await;
-    assert_eq!(first.iter().map(|row| row.id).collect::<Vec<_>>(), [ids[0], ids[2], ids[3]]);
+    assert_eq!(first.iter().map(|row| row.id).collect::<Vec<_>>(), [ids[0], ids[2], ids[8]]);
     for row in &first {
         assert_eq!(row.status, "processing");
         assert_eq!(row.lease_owner.as_deref(), Some("me"));
         assert!(row.lease_until.unwrap() >= now + 30_000);
+        assert_eq!(row.next_attempt_at, row.lease_until, "a claimed message is next due when its lease ends");
     }
     let rest = claim(10).await;
-    assert_eq!(rest.iter().map(|row| row.id).collect::<Vec<_>>(), [ids[8]]);
+    assert_eq!(rest.iter().map(|row| row.id).collect::<Vec<_>>(), [ids[3]]);
     assert!(claim(10).await.is_empty());
 
     // The callbacks of 10 and 11 are due, and 11's is older. The callback of 0 is due later, and 1's
@@ -448,4 +454,57 @@ async fn claims_take_due_work_only() {
     let rest = claim_callbacks(10).await;
     assert_eq!(rest.iter().map(|row| row.id).collect::<Vec<_>>(), [ids[10]]);
     assert!(claim_callbacks(10).await.is_empty());
+}
+
+/// A claim reads index ranges of due work only: its cost does not grow with the finished messages
+/// of the pool. SQLite's progress handler counts the virtual machine's steps of each claim.
+#[tokio::test]
+async fn claim_work_does_not_grow_with_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("claim-cost.db")).await;
+    let ids = fill(&db).await;
+    let now = ledger::now_ms();
+    db.writer.execute_unprepared("UPDATE messages SET status = 'delivered', lease_owner = NULL, lease_until = NULL, next_attempt_at = NULL").await.unwrap();
+
+    // Steps of one claim that takes two due messages, with `finished` more delivered messages.
+    let steps_of_claim = |finished: i64| {
+        let db = db.clone();
+        let ids = ids.clone();
+        async move {
+            db.writer
+                .execute_unprepared(&format!(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {finished}) \
+                     INSERT INTO messages (client_id, client_seq, direction, recipient, entity, message, status, pool, created_at, updated_at) \
+                     SELECT m.client_id, (SELECT MAX(client_seq) FROM messages) + n.i, 'outbound', m.recipient, m.entity, m.message, 'delivered', 'worker', 0, 0 \
+                     FROM n, messages m WHERE m.id = {}",
+                    ids[7]
+                ))
+                .await
+                .unwrap();
+            for id in [ids[0], ids[1]] {
+                db.writer.execute_unprepared(&format!("UPDATE messages SET status = 'queued', next_attempt_at = {} WHERE id = {id}", now - 1)).await.unwrap();
+            }
+            db.write_batch(|connection| {
+                let steps = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+                let counter = steps.clone();
+                connection.progress_handler(
+                    10,
+                    Some(move || {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        false
+                    }),
+                );
+                let claimed = Batch::new(connection).claim_deliveries("me", "worker", 64, 30_000);
+                connection.progress_handler(0, None::<fn() -> bool>);
+                assert_eq!(claimed?.len(), 2);
+                Ok(steps.load(std::sync::atomic::Ordering::Relaxed) * 10)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let small = steps_of_claim(10).await;
+    let large = steps_of_claim(20_000).await;
+    // A scan of the pool would take several steps per message, over 100,000 here.
+    assert!(large < small * 2 + 200, "a claim took {large} steps with 20,010 finished messages and {small} with 10");
 }

@@ -36,6 +36,17 @@ pub struct NewMessage {
     pub lease: Option<(String, i64)>,
 }
 
+impl NewMessage {
+    /// When the worker next looks at the message stored at `now`: at once when queued, and when
+    /// its lease runs out when leased.
+    pub(crate) fn next_attempt_at(&self, now: i64) -> Option<i64> {
+        match &self.lease {
+            Some((_, length_ms)) => Some(now + length_ms),
+            None => (self.status == Status::Queued).then_some(now),
+        }
+    }
+}
+
 /// Sort order of a listing, by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListOrder {
@@ -138,7 +149,7 @@ pub async fn insert_batch(db: &Db, messages: &[NewMessage], idempotency_since: i
 
 /// Builds the row of a new outbound message stored at `now`.
 fn new_model(new: &NewMessage, now: i64) -> message::ActiveModel {
-    let next_attempt_at = (new.status == Status::Queued).then_some(now);
+    let next_attempt_at = new.next_attempt_at(now);
     message::ActiveModel {
         client_id: Set(new.client_id),
         client_seq: Set(0),
@@ -517,6 +528,7 @@ pub async fn finish_sync_on<C: ConnectionTrait>(connection: &C, attempt: Attempt
     let update = message::Entity::update_many()
         .col_expr(message::Column::Attempts, Expr::value(1))
         .col_expr(message::Column::UpdatedAt, Expr::value(now_ms()))
+        .col_expr(message::Column::NextAttemptAt, Expr::value(Option::<i64>::None))
         .col_expr(message::Column::LeaseOwner, Expr::value(Option::<String>::None))
         .col_expr(message::Column::LeaseUntil, Expr::value(Option::<i64>::None));
     let update = match result {
