@@ -2,6 +2,7 @@
 
 use abi_stable::sabi_trait;
 use abi_stable::std_types::{RBox, RResult};
+use async_ffi::{FfiFuture, FutureExt};
 
 use crate::types::{
     ConnectorError, DirectoryPage, DirectoryRequest, FeedBatch, PollRequest, Reply, SendRequest,
@@ -35,6 +36,15 @@ pub trait Connector: Send + Sync {
     fn fetch_directory(&self, request: DirectoryRequest) -> RResult<DirectoryPage, ConnectorError> {
         let _ = request;
         RResult::RErr(ConnectorError::unsupported("fetch_directory"))
+    }
+
+    /// Delivers an outbound message as a future that the engine polls on its own runtime, with
+    /// HTTP through [`crate::Host::http_async`]. The engine calls it instead of
+    /// [`send`](Connector::send) only for plugins that declare [`crate::Capabilities::SEND_ASYNC`].
+    /// The future must not block its thread.
+    fn send_async(&self, request: SendRequest) -> FfiFuture<RResult<Reply, ConnectorError>> {
+        let _ = request;
+        async { RResult::RErr(ConnectorError::unsupported("send_async")) }.into_ffi()
     }
 }
 

@@ -36,6 +36,7 @@ pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 #[doc(hidden)]
 pub mod reexports {
     pub use abi_stable;
+    pub use async_ffi;
     pub use abi_stable::sabi_trait::TD_Opaque;
     pub use abi_stable::std_types::{RArc, RBox, ROption, RResult, RStr, RString, RVec, Tuple2};
 }

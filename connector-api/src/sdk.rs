@@ -4,10 +4,15 @@
 //! with [`ErrorKind::PANICKED`] and the engine keeps running), parses the connector's `settings`
 //! into the author's type with field-path errors, and forwards log lines into the engine's tracing.
 
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
+use async_ffi::{FfiFuture, FutureExt};
 use serde::de::DeserializeOwned;
 
 use crate::connector::{Connector, ConnectorBox, Connector_TO};
@@ -62,6 +67,19 @@ pub trait PluginConnector: Send + Sync + Sized + 'static {
     /// Delivers an outbound message.
     fn send(&self, request: &SendRequest) -> Result<Reply, ConnectorError>;
 
+    /// Delivers an outbound message without holding a thread while HTTP requests run: the engine
+    /// polls the future on its runtime. Declare [`Capabilities::SEND_ASYNC`] in
+    /// [`PluginInfo::capabilities`] to have the engine call it instead of [`send`](Self::send).
+    ///
+    /// The future runs on the engine's runtime threads, so it must not block: HTTP goes through
+    /// [`HostContext::http_async`], and CPU work stays short (parsing a reply is fine). The cache,
+    /// directory and log calls of [`HostContext`] return at once and may be used. The engine drops
+    /// the future when the connector's deadline passes, which cancels the request in flight.
+    fn send_async(self: Arc<Self>, request: SendRequest) -> impl Future<Output = Result<Reply, ConnectorError>> + Send + 'static {
+        let _ = request;
+        async { Err(ConnectorError::unsupported("send_async")) }
+    }
+
     /// Asks the recipient for the state of a pending message.
     fn refresh_status(&self, request: &StatusRequest) -> Result<Reply, ConnectorError> {
         let _ = request;
@@ -93,9 +111,16 @@ impl HostContext {
         HostContext { host }
     }
 
-    /// Executes an HTTP request through the engine.
+    /// Executes an HTTP request through the engine, blocking the calling thread.
     pub fn http(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         self.host.http(request).into_result()
+    }
+
+    /// Executes an HTTP request through the engine without blocking, for
+    /// [`PluginConnector::send_async`].
+    pub fn http_async(&self, request: HttpRequest) -> impl Future<Output = Result<HttpResponse, HttpError>> + Send + 'static {
+        let response = self.host.http_async(request);
+        async move { response.await.into_result() }
     }
 
     /// Returns a cached value.
@@ -164,12 +189,40 @@ pub fn guard<T>(operation: &str, call: impl FnOnce() -> Result<T, ConnectorError
     }
 }
 
+/// Polls a future, turning a panic into an [`ErrorKind::PANICKED`] error, like [`guard`].
+struct Guard<F> {
+    operation: &'static str,
+    future: Pin<Box<F>>,
+}
+
+impl<T, F: Future<Output = Result<T, ConnectorError>>> Future for Guard<F> {
+    type Output = RResult<T, ConnectorError>;
+
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+        let operation = self.operation;
+        let future = self.future.as_mut();
+        match guard(operation, || Ok(future.poll(context))) {
+            RResult::ROk(Poll::Pending) => Poll::Pending,
+            RResult::ROk(Poll::Ready(result)) => Poll::Ready(result.into()),
+            RResult::RErr(panicked) => Poll::Ready(RResult::RErr(panicked)),
+        }
+    }
+}
+
 /// Adapter from [`PluginConnector`] to the FFI [`Connector`] trait, with panic catching.
-struct Guarded<C>(C);
+struct Guarded<C>(Arc<C>);
 
 impl<C: PluginConnector> Connector for Guarded<C> {
     fn send(&self, request: SendRequest) -> RResult<Reply, ConnectorError> {
         guard("send", || self.0.send(&request))
+    }
+
+    fn send_async(&self, request: SendRequest) -> FfiFuture<RResult<Reply, ConnectorError>> {
+        let connector = self.0.clone();
+        match guard("send_async", move || Ok(connector.send_async(request))) {
+            RResult::ROk(future) => Guard { operation: "send_async", future: Box::pin(future) }.into_ffi(),
+            RResult::RErr(panicked) => async move { RResult::RErr(panicked) }.into_ffi(),
+        }
     }
 
     fn refresh_status(&self, request: StatusRequest) -> RResult<Reply, ConnectorError> {
@@ -190,7 +243,7 @@ pub fn create_connector<C: PluginConnector>(settings: RStr<'_>, host: HostBox) -
     guard("create", || {
         let settings = parse_settings::<C::Settings>(settings.as_str())?;
         let connector = C::create(settings, HostContext::new(host))?;
-        Ok(Connector_TO::from_value(Guarded(connector), TD_Opaque))
+        Ok(Connector_TO::from_value(Guarded(Arc::new(connector)), TD_Opaque))
     })
 }
 

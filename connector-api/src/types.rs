@@ -147,6 +147,9 @@ impl Capabilities {
     pub const POLL_FEED: Capabilities = Capabilities(1 << 2);
     /// Reads pages of the recipient's reference directories.
     pub const FETCH_DIRECTORY: Capabilities = Capabilities(1 << 3);
+    /// Delivers outbound messages as futures on the engine's runtime
+    /// ([`crate::Connector::send_async`]) instead of on a blocking thread. Set with [`SEND`](Self::SEND).
+    pub const SEND_ASYNC: Capabilities = Capabilities(1 << 4);
 
     /// Reports whether every flag of `other` is set.
     pub fn contains(self, other: Capabilities) -> bool {
@@ -160,6 +163,7 @@ impl Capabilities {
             (Capabilities::REFRESH_STATUS, "refresh_status"),
             (Capabilities::POLL_FEED, "poll_feed"),
             (Capabilities::FETCH_DIRECTORY, "fetch_directory"),
+            (Capabilities::SEND_ASYNC, "send_async"),
         ];
         all.iter().filter(|(flag, _)| self.contains(*flag)).map(|(_, name)| *name).collect()
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::value::RawValue;
 use tokio::sync::{watch, Semaphore};
 
 use crate::api::messages::format_time;
@@ -67,20 +67,38 @@ pub async fn run(engine: Arc<Engine>, mut shutdown: watch::Receiver<bool>) {
     tracing::info!("callback worker stopped");
 }
 
-/// Builds the callback body: the message summary with the recipient's reply and the last error.
+/// The callback body: the message summary with the recipient's reply and the last error.
+#[derive(serde::Serialize)]
+struct CallbackBody<'m> {
+    id: i64,
+    status: &'m str,
+    created_at: String,
+    updated_at: String,
+    recipient: &'m str,
+    entity: &'m str,
+    data: Option<&'m RawValue>,
+    error: Option<&'m RawValue>,
+}
+
+/// Builds the callback body. `data` and `error` are stored JSON text and go out as they are
+/// stored; text that is not JSON goes out as null.
 pub fn callback_body(message: &message::Model) -> Vec<u8> {
-    let parse = |text: &Option<String>| text.as_deref().and_then(|text| serde_json::from_str::<Value>(text).ok()).unwrap_or(Value::Null);
-    let body = json!({
-        "id": message.id,
-        "status": message.status,
-        "created_at": format_time(message.created_at),
-        "updated_at": format_time(message.updated_at),
-        "recipient": message.recipient,
-        "entity": message.entity,
-        "data": parse(&message.data),
-        "error": parse(&message.error),
-    });
-    body.to_string().into_bytes()
+    let body = CallbackBody {
+        id: message.id,
+        status: &message.status,
+        created_at: format_time(message.created_at),
+        updated_at: format_time(message.updated_at),
+        recipient: &message.recipient,
+        entity: &message.entity,
+        data: raw_json(&message.data),
+        error: raw_json(&message.error),
+    };
+    serde_json::to_vec(&body).expect("a callback body always serializes")
+}
+
+/// Returns stored text as raw JSON, or None when it is missing or not JSON.
+fn raw_json(text: &Option<String>) -> Option<&RawValue> {
+    text.as_deref().and_then(|text| serde_json::from_str(text).ok())
 }
 
 async fn deliver(engine: &Engine, message: message::Model) {
@@ -195,4 +213,64 @@ fn without_query(url: &reqwest::Url) -> String {
     shown.set_query(None);
     shown.set_fragment(None);
     shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(data: Option<&str>, error: Option<&str>) -> message::Model {
+        message::Model {
+            id: 42,
+            client_id: 1,
+            client_seq: 1,
+            direction: "outbound".into(),
+            recipient: "avinfo".into(),
+            entity: "vehicle".into(),
+            message: "{}".into(),
+            status: "delivered".into(),
+            data: data.map(String::from),
+            error: error.map(String::from),
+            external_id: None,
+            attempts: 1,
+            next_attempt_at: None,
+            lease_owner: None,
+            lease_until: None,
+            callback_url: Some("http://127.0.0.1:9/hook".into()),
+            callback_state: Some("pending".into()),
+            callback_attempts: 0,
+            callback_next_at: Some(0),
+            request_hash: None,
+            idempotency_key: None,
+            read_at: None,
+            created_at: 1_764_892_800_000,
+            updated_at: 1_764_892_800_250,
+            pool: "worker".into(),
+        }
+    }
+
+    #[test]
+    fn body_carries_stored_json_as_stored() {
+        let body = callback_body(&message(Some(r#"{"vin": "XTA", "n": [1, 2]}"#), Some(r#"{"kind":"transient"}"#)));
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.contains(r#""data":{"vin": "XTA", "n": [1, 2]}"#), "{text}");
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["id"], 42);
+        assert_eq!(body["status"], "delivered");
+        assert_eq!(body["created_at"], format_time(1_764_892_800_000));
+        assert_eq!(body["updated_at"], format_time(1_764_892_800_250));
+        assert_eq!(body["recipient"], "avinfo");
+        assert_eq!(body["entity"], "vehicle");
+        assert_eq!(body["error"]["kind"], "transient");
+        let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["id", "status", "created_at", "updated_at", "recipient", "entity", "data", "error"]);
+    }
+
+    #[test]
+    fn missing_or_broken_json_goes_out_as_null() {
+        let body: serde_json::Value = serde_json::from_slice(&callback_body(&message(None, Some("not json")))).unwrap();
+        assert!(body["data"].is_null());
+        assert!(body["error"].is_null());
+        assert!(body.as_object().unwrap().contains_key("data"));
+    }
 }

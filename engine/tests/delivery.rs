@@ -486,3 +486,77 @@ fn slow_callback_receiver_holds_back_no_other() {
     // The first callback is still waiting for a response, so its attempt is not stored yet.
     assert!(attempt_lines(&show(&gateway, slow), "callback").is_empty());
 }
+
+/// Starts a gateway whose connector `asynckit` is the testkit plugin built with `async-send`:
+/// one call at a time, and a 1 s deadline.
+fn async_gateway(mock: &Mock) -> Gateway {
+    common::build_artifacts();
+    let library = common::async_send_dir().join("libuig_connector_testkit.so").display().to_string();
+    let extra_config = format!(
+        "[connectors.asynckit]\nlibrary = \"{library}\"\nrequired = true\nallowed_urls = [\"{}\"]\ndeadline_ms = 1000\nconcurrency = 1\nmax_attempts = 3\n\n\
+         [connectors.asynckit.retry]\ninitial_backoff_ms = 60000\nmax_backoff_ms = 60000\n\n",
+        mock.url
+    );
+    Gateway::start_with(mock, GatewayOptions { extra_config, ..GatewayOptions::default() })
+}
+
+#[test]
+fn async_plugin_uses_host_http() {
+    let mock = Mock::start();
+    let gateway = async_gateway(&mock);
+    assert_eq!(ready_connector(&gateway, "asynckit")["status"], "loaded");
+
+    let (status, body) = send_sync(&gateway, "asynckit", "fetch", &format!(r#"{{"url":"{}/_mock/stats"}}"#, mock.url));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "delivered", "{body}");
+    assert_eq!(body["data"]["status"], 200);
+    assert_eq!(body["data"]["async"], true, "the engine called send instead of send_async: {body}");
+    assert!(body["data"]["body"].as_str().unwrap().contains("avinfo"), "{body}");
+
+    // The allow-list applies to the asynchronous HTTP too.
+    let (status, body) = send_sync(&gateway, "asynckit", "fetch", r#"{"url":"http://127.0.0.2:1/"}"#);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "failed", "{body}");
+    assert_eq!(body["error"]["kind"], "config", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("allowed_urls"), "{body}");
+}
+
+#[test]
+fn async_deadline_frees_slot() {
+    let mock = Mock::start();
+    let gateway = async_gateway(&mock);
+
+    // The connector runs one call at a time. A blocking call past its deadline keeps that slot
+    // for the whole 8 s sleep. A future is dropped at the deadline, so the echo runs next.
+    let started = Instant::now();
+    let slow = send_async(&gateway, "asynckit", "sleep", r#"{"ms":8000}"#, None);
+    let echo = send_async(&gateway, "asynckit", "echo", r#"{"after":"sleep"}"#, None);
+
+    let retrying = gateway.wait_status(slow, &["retrying", "failed", "delivered"], WAIT);
+    assert_eq!(retrying["status"], "retrying", "{retrying}");
+    assert_eq!(retrying["error"]["code"], "deadline_exceeded", "{retrying}");
+    let delivered = gateway.wait_status(echo, &["delivered", "failed"], WAIT);
+    assert_eq!(delivered["status"], "delivered", "{delivered}");
+    assert_eq!(delivered["data"]["echo"]["after"], "sleep");
+    assert!(started.elapsed() < Duration::from_secs(6), "the echo waited {:?} for the slot", started.elapsed());
+}
+
+#[test]
+fn async_plugin_panic_fails_message() {
+    let mock = Mock::start();
+    let gateway = async_gateway(&mock);
+
+    let (status, body) = send_sync(&gateway, "asynckit", "panic", "{}");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "failed", "{body}");
+    assert_eq!(body["error"]["kind"], "panicked", "{body}");
+    let id = body["id"].as_i64().unwrap();
+    let text = body["error"]["message"].as_str().unwrap();
+    assert!(text.contains(&format!("asked to panic inside the future of message {id}")), "{text}");
+    assert!(text.contains("send_async"), "{text}");
+
+    let (status, body) = send_sync(&gateway, "asynckit", "sleep", r#"{"ms":50}"#);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "delivered", "{body}");
+    assert_eq!(body["data"], serde_json::json!({"slept_ms": 50, "async": true}));
+}

@@ -1,13 +1,14 @@
 //! UIG connector plugin for AVINFO: vehicle data by VIN or Russian plate number.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
 use uig_connector_api::reexports::RString;
 use uig_connector_api::sdk::{HostContext, PluginConnector, PluginInfo};
-use uig_connector_api::{Capabilities, ConnectorError, HttpRequest, Reply, SendRequest};
+use uig_connector_api::{Capabilities, ConnectorError, HttpError, HttpRequest, HttpResponse, Reply, SendRequest};
 
 pub mod lookup;
 pub mod response;
@@ -47,7 +48,7 @@ impl PluginConnector for Avinfo {
         name: "avinfo",
         version: env!("CARGO_PKG_VERSION"),
         description: "AVINFO vehicle data (brand, model, power, OSAGO policies) by VIN or plate number",
-        capabilities: Capabilities::SEND,
+        capabilities: Capabilities(Capabilities::SEND.0 | Capabilities::SEND_ASYNC.0),
         entities: &[VEHICLE_ENTITY],
         config_schema: settings::CONFIG_SCHEMA,
     };
@@ -77,6 +78,39 @@ impl PluginConnector for Avinfo {
     /// successful lookups are cached. The cache stores AVINFO's raw `data` object and the
     /// directory mapping is applied on every reply, so a mapping change takes effect at once.
     fn send(&self, request: &SendRequest) -> Result<Reply, ConnectorError> {
+        let lookup = match self.start(request)? {
+            Start::Cached(reply) => return Ok(reply),
+            Start::Lookup(lookup) => lookup,
+        };
+        let response = self.host.http(self.vehicle_request(&lookup, request.message_id));
+        self.finish(&lookup, response)
+    }
+
+    /// Looks up the vehicle like [`send`](Self::send), without holding a thread during the HTTP
+    /// request. The engine calls this one, because the plugin declares `SEND_ASYNC`.
+    fn send_async(self: Arc<Self>, request: SendRequest) -> impl Future<Output = Result<Reply, ConnectorError>> + Send + 'static {
+        async move {
+            let lookup = match self.start(&request)? {
+                Start::Cached(reply) => return Ok(reply),
+                Start::Lookup(lookup) => lookup,
+            };
+            let response = self.host.http_async(self.vehicle_request(&lookup, request.message_id)).await;
+            self.finish(&lookup, response)
+        }
+    }
+}
+
+/// Next step of a send, once its request and the cache are checked.
+enum Start {
+    /// The reply, from the cache.
+    Cached(Reply),
+    /// The lookup to request from AVINFO.
+    Lookup(Lookup),
+}
+
+impl Avinfo {
+    /// Checks the entity and the payload, then looks in the cache.
+    fn start(&self, request: &SendRequest) -> Result<Start, ConnectorError> {
         if request.entity.as_str() != VEHICLE_ENTITY {
             return Err(ConnectorError::permanent(format!(
                 "unknown entity {:?}: the avinfo connector accepts only entity \"{VEHICLE_ENTITY}\"",
@@ -85,22 +119,14 @@ impl PluginConnector for Avinfo {
             .with_code(INVALID_PAYLOAD));
         }
         let lookup = Lookup::from_payload(&request.payload)?;
-
-        if let Some(reply) = self.cached_reply(&lookup, request.message_id) {
-            return Ok(reply);
+        match self.cached_reply(&lookup, request.message_id) {
+            Some(reply) => Ok(Start::Cached(reply)),
+            None => Ok(Start::Lookup(lookup)),
         }
-
-        let data = self.fetch_vehicle_data(&lookup, request.message_id)?;
-        let reply = self.reshape(&data)?;
-        self.store_in_cache(&lookup, &data);
-
-        Ok(reply)
     }
-}
 
-impl Avinfo {
-    /// Requests AVINFO's `data` object for `lookup`. Errors never contain the API key.
-    fn fetch_vehicle_data(&self, lookup: &Lookup, message_id: i64) -> Result<Value, ConnectorError> {
+    /// Builds AVINFO's request for `lookup`.
+    fn vehicle_request(&self, lookup: &Lookup, message_id: i64) -> HttpRequest {
         let url = format!(
             "{}?key={}&{}={}",
             self.endpoint,
@@ -111,16 +137,22 @@ impl Avinfo {
         let mut http_request = HttpRequest::get(url);
         http_request.timeout_ms = self.settings.timeout_ms;
         http_request.idempotent = true;
-
         self.host.debug(&format!("requesting AVINFO for {lookup} (message_id={message_id})"));
+        http_request
+    }
 
-        let response = self.host.http(http_request).map_err(|http_error| {
+    /// Turns AVINFO's response into the reply and caches its `data` object. Errors never contain
+    /// the API key.
+    fn finish(&self, lookup: &Lookup, response: Result<HttpResponse, HttpError>) -> Result<Reply, ConnectorError> {
+        let response = response.map_err(|http_error| {
             let mut error = http_error.into_connector_error();
             error.message = RString::from(format!("request to AVINFO for {lookup} failed: {}", error.message));
             self.redact_api_key(error)
         })?;
-
-        response::vehicle_data(&response, lookup).map_err(|error| self.redact_api_key(error))
+        let data = response::vehicle_data(&response, lookup).map_err(|error| self.redact_api_key(error))?;
+        let reply = self.reshape(&data)?;
+        self.store_in_cache(lookup, &data);
+        Ok(reply)
     }
 
     /// Returns the reply for a cached lookup, or `None` on a miss, with caching disabled, or when

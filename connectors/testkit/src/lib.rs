@@ -14,7 +14,16 @@
 //! - `post`: payload `{"url": "...", "idempotent": bool}` performs a POST through the host, marked
 //!   idempotent or not, and returns `{"status": N}`.
 //! - `garbage`: returns a reply whose data is not JSON, as a broken plugin might.
+//!
+//! Built with the `async-send` feature, the plugin declares `SEND_ASYNC`, so the engine polls
+//! [`PluginConnector::send_async`] instead of calling `send` on a blocking thread. The entities stay
+//! the same: `sleep` then waits on a timer thread without blocking the engine's thread, `panic`
+//! panics inside the future, and `fetch` and `post` use the host's asynchronous HTTP.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -63,6 +72,12 @@ fn parse<T: for<'de> Deserialize<'de>>(payload: &str) -> Result<T, ConnectorErro
         .map_err(|error| ConnectorError::permanent(format!("invalid payload: {error}")).with_code("invalid_payload"))
 }
 
+#[cfg(not(feature = "async-send"))]
+const CAPABILITIES: Capabilities = Capabilities(Capabilities::SEND.0 | Capabilities::REFRESH_STATUS.0);
+
+#[cfg(feature = "async-send")]
+const CAPABILITIES: Capabilities = Capabilities(Capabilities::SEND.0 | Capabilities::SEND_ASYNC.0 | Capabilities::REFRESH_STATUS.0);
+
 impl PluginConnector for Testkit {
     type Settings = Settings;
 
@@ -70,7 +85,7 @@ impl PluginConnector for Testkit {
         name: "testkit",
         version: env!("CARGO_PKG_VERSION"),
         description: "test connector that echoes, fails, panics, sleeps and reports pending work",
-        capabilities: Capabilities(Capabilities::SEND.0 | Capabilities::REFRESH_STATUS.0),
+        capabilities: CAPABILITIES,
         entities: &["echo", "fail", "panic", "sleep", "pending", "fetch", "post", "garbage"],
         config_schema: r#"{"type":"object","properties":{"label":{"type":"string"}},"additionalProperties":false}"#,
     };
@@ -125,11 +140,77 @@ impl PluginConnector for Testkit {
         }
     }
 
+    fn send_async(self: Arc<Self>, request: SendRequest) -> impl Future<Output = Result<Reply, ConnectorError>> + Send + 'static {
+        async move {
+            match request.entity.as_str() {
+                "panic" => {
+                    Timer::after(Duration::from_millis(1)).await;
+                    panic!("testkit was asked to panic inside the future of message {}", request.message_id)
+                }
+                "sleep" => {
+                    let payload: SleepPayload = parse(&request.payload)?;
+                    Timer::after(Duration::from_millis(payload.ms)).await;
+                    Ok(Reply::done(serde_json::json!({"slept_ms": payload.ms, "async": true}).to_string()))
+                }
+                "fetch" => {
+                    let payload: FetchPayload = parse(&request.payload)?;
+                    let response = self.host.http_async(HttpRequest::get(payload.url)).await.map_err(|error| error.into_connector_error())?;
+                    let body = String::from_utf8_lossy(&response.body).to_string();
+                    Ok(Reply::done(serde_json::json!({"status": response.status, "body": body, "async": true}).to_string()))
+                }
+                "post" => {
+                    let payload: PostPayload = parse(&request.payload)?;
+                    let mut post = HttpRequest::post(payload.url, format!("message {}", request.message_id).into_bytes());
+                    post.idempotent = payload.idempotent;
+                    let response = self.host.http_async(post).await.map_err(|error| error.into_connector_error())?;
+                    Ok(Reply::done(serde_json::json!({"status": response.status}).to_string()))
+                }
+                // The other entities return at once, so the blocking code serves them.
+                _ => self.send(&request),
+            }
+        }
+    }
+
     fn refresh_status(&self, request: &StatusRequest) -> Result<Reply, ConnectorError> {
         let Some(external_id) = request.external_id.as_ref().into_option() else {
             return Err(ConnectorError::permanent("no external id to refresh"));
         };
         Ok(Reply::done(serde_json::json!({"refreshed": external_id.as_str()}).to_string()))
+    }
+}
+
+/// A future that completes after a delay, measured by a thread of its own, so that it never
+/// blocks the thread that polls it. The plugin links no async runtime.
+struct Timer {
+    state: Arc<Mutex<(bool, Option<Waker>)>>,
+}
+
+impl Timer {
+    fn after(delay: Duration) -> Timer {
+        let state = Arc::new(Mutex::new((false, None::<Waker>)));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            let mut state = shared.lock().unwrap();
+            state.0 = true;
+            if let Some(waker) = state.1.take() {
+                waker.wake();
+            }
+        });
+        Timer { state }
+    }
+}
+
+impl Future for Timer {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        let mut state = self.state.lock().unwrap();
+        if state.0 {
+            return Poll::Ready(());
+        }
+        state.1 = Some(context.waker().clone());
+        Poll::Pending
     }
 }
 

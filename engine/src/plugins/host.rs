@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 use tokio::runtime::Handle;
+use uig_connector_api::reexports::async_ffi::{FfiFuture, FutureExt};
 use uig_connector_api::reexports::{ROption, RResult, RStr, RString, RVec, Tuple2};
 use uig_connector_api::{Host, HttpError, HttpErrorKind, HttpRequest, HttpResponse, LogLevel};
 
@@ -87,6 +88,22 @@ impl EngineHost {
         tracing::debug!(connector = %self.connector, url = %strip_query(url), status, elapsed_ms = started.elapsed().as_millis() as u64, "plugin http request");
 
         Ok(HttpResponse { status, headers, body: RVec::from(body.to_vec()) })
+    }
+}
+
+/// Polls a future inside the engine's runtime context, so that the HTTP client finds its reactor
+/// and timers even when a plugin polls the future from a thread of its own.
+struct InRuntime<F> {
+    runtime: Handle,
+    future: std::pin::Pin<Box<F>>,
+}
+
+impl<F: std::future::Future> std::future::Future for InRuntime<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, context: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        let _entered = self.runtime.enter();
+        self.future.as_mut().poll(context)
     }
 }
 
@@ -174,6 +191,12 @@ impl Host for EngineHost {
 
     fn map_to_external(&self, directory: RStr<'_>, internal_code: RStr<'_>) -> ROption<RString> {
         self.directories.to_external(&self.connector, directory.as_str(), internal_code.as_str()).map(RString::from).into()
+    }
+
+    fn http_async(&self, request: HttpRequest) -> FfiFuture<RResult<HttpResponse, HttpError>> {
+        let host = self.clone();
+        let runtime = self.runtime.clone();
+        InRuntime { runtime, future: Box::pin(async move { host.execute(request).await.into() }) }.into_ffi()
     }
 
     fn log(&self, level: LogLevel, message: RStr<'_>) {

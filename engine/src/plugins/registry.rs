@@ -148,6 +148,15 @@ impl Connectors {
     }
 }
 
+/// Reports whether a call's outcome counts as a failure for the circuit breaker.
+fn is_failure<T>(result: &Result<T, CallError>) -> bool {
+    match result {
+        Err(CallError::Connector(error)) => error.kind.is_retryable(),
+        Err(CallError::Deadline { .. }) => true,
+        Err(CallError::CircuitOpen { .. }) | Ok(_) => false,
+    }
+}
+
 /// Returns the shared client, or for a connector with extra root certificates its own client that
 /// trusts them besides the built-in roots.
 fn connector_http(shared: &reqwest::Client, ca_certificates: &[std::path::PathBuf]) -> Result<reqwest::Client, String> {
@@ -206,9 +215,27 @@ impl ConnectorHandle {
         self.manifest.entities.iter().map(|entity| entity.to_string()).collect()
     }
 
-    /// Sends a message through the plugin.
+    /// Sends a message through the plugin: as a future on this runtime when the plugin declares
+    /// `send_async`, on a blocking thread otherwise.
     pub async fn send(&self, request: SendRequest) -> Result<Reply, CallError> {
+        if self.supports(Capabilities::SEND_ASYNC) {
+            let permit = self.breaker.try_acquire().map_err(|retry_after_ms| CallError::CircuitOpen { retry_after_ms })?;
+            let result = self.call_async(request).await;
+            self.breaker.record(permit, is_failure(&result));
+            return result;
+        }
         self.call(move |connector| connector.send(request).into_result()).await
+    }
+
+    /// Polls the plugin's `send_async` future under the concurrency limit and the deadline. A call
+    /// past its deadline is dropped, which cancels its HTTP request, and frees its slot at once.
+    async fn call_async(&self, request: SendRequest) -> Result<Reply, CallError> {
+        let deadline_ms = self.config.deadline_ms;
+        let call = async {
+            let _permit = self.permits.acquire().await.expect("connector semaphore is never closed");
+            self.connector.send_async(request).await.into_result().map_err(CallError::Connector)
+        };
+        tokio::time::timeout(Duration::from_millis(deadline_ms), call).await.unwrap_or(Err(CallError::Deadline { deadline_ms }))
     }
 
     /// Asks the plugin for the state of a pending message.
@@ -238,12 +265,7 @@ impl ConnectorHandle {
     {
         let permit = self.breaker.try_acquire().map_err(|retry_after_ms| CallError::CircuitOpen { retry_after_ms })?;
         let result = self.call_plugin(operation).await;
-        let failed = match &result {
-            Err(CallError::Connector(error)) => error.kind.is_retryable(),
-            Err(CallError::Deadline { .. }) => true,
-            Err(CallError::CircuitOpen { .. }) | Ok(_) => false,
-        };
-        self.breaker.record(permit, failed);
+        self.breaker.record(permit, is_failure(&result));
         result
     }
 

@@ -30,6 +30,11 @@ pub fn newer_dir() -> PathBuf {
     target_dir().join("newer-interface").join("debug")
 }
 
+/// Folder of the testkit plugin built with `async-send`, which the engine polls as a future.
+pub fn async_send_dir() -> PathBuf {
+    target_dir().join("async-send").join("debug")
+}
+
 /// Folder of the testkit plugin built against a foreign interface version.
 pub fn foreign_dir() -> PathBuf {
     target_dir().join("foreign-interface").join("debug")
@@ -82,6 +87,8 @@ pub fn build_artifacts() {
             "--target-dir",
             newer_target.to_str().unwrap(),
         ]);
+        let async_target = target_dir().join("async-send");
+        cargo_build(&["-p", "uig-connector-testkit", "--features", "async-send", "--target-dir", async_target.to_str().unwrap()]);
         fs2::FileExt::unlock(&lock).unwrap();
     });
 }
