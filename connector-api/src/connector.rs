@@ -13,7 +13,9 @@ use crate::types::{
 ///
 /// The engine calls these methods from blocking threads, several at once, under a per-connector
 /// concurrency limit and deadline, so implementations must be thread-safe and may block on
-/// [`crate::Host`] services. New methods are added at the end with a default body.
+/// [`crate::Host`] services. The exception is [`send_async`](Connector::send_async), whose future
+/// runs on the engine's runtime and must not block. New methods are added at the end with a
+/// default body.
 #[sabi_trait]
 pub trait Connector: Send + Sync {
     /// Delivers an outbound message and returns the recipient's reply.

@@ -189,10 +189,12 @@ pub fn guard<T>(operation: &str, call: impl FnOnce() -> Result<T, ConnectorError
     }
 }
 
-/// Polls a future, turning a panic into an [`ErrorKind::PANICKED`] error, like [`guard`].
+/// Polls a future, turning a panic into an [`ErrorKind::PANICKED`] error, like [`guard`]. It also
+/// drops the future under `catch_unwind`, because the engine drops it at the deadline and a panic
+/// must not cross the plugin boundary.
 struct Guard<F> {
     operation: &'static str,
-    future: Pin<Box<F>>,
+    future: Option<Pin<Box<F>>>,
 }
 
 impl<T, F: Future<Output = Result<T, ConnectorError>>> Future for Guard<F> {
@@ -200,12 +202,27 @@ impl<T, F: Future<Output = Result<T, ConnectorError>>> Future for Guard<F> {
 
     fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
         let operation = self.operation;
-        let future = self.future.as_mut();
-        match guard(operation, || Ok(future.poll(context))) {
+        let Some(future) = self.future.as_mut() else {
+            return Poll::Ready(RResult::RErr(ConnectorError::new(ErrorKind::PANICKED, format!("{operation} polled after it panicked"))));
+        };
+        match guard(operation, || Ok(future.as_mut().poll(context))) {
             RResult::ROk(Poll::Pending) => Poll::Pending,
             RResult::ROk(Poll::Ready(result)) => Poll::Ready(result.into()),
-            RResult::RErr(panicked) => Poll::Ready(RResult::RErr(panicked)),
+            RResult::RErr(panicked) => {
+                // Dropped here, under the guard, rather than later by the engine.
+                let future = self.future.take();
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
+                Poll::Ready(RResult::RErr(panicked))
+            }
         }
+    }
+}
+
+impl<F> Drop for Guard<F> {
+    fn drop(&mut self) {
+        let future = self.future.take();
+        // A panic in the plugin's destructor is dropped with its payload; the call is over anyway.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
     }
 }
 
@@ -220,7 +237,7 @@ impl<C: PluginConnector> Connector for Guarded<C> {
     fn send_async(&self, request: SendRequest) -> FfiFuture<RResult<Reply, ConnectorError>> {
         let connector = self.0.clone();
         match guard("send_async", move || Ok(connector.send_async(request))) {
-            RResult::ROk(future) => Guard { operation: "send_async", future: Box::pin(future) }.into_ffi(),
+            RResult::ROk(future) => Guard { operation: "send_async", future: Some(Box::pin(future)) }.into_ffi(),
             RResult::RErr(panicked) => async move { RResult::RErr(panicked) }.into_ffi(),
         }
     }

@@ -80,8 +80,8 @@ struct CallbackBody<'m> {
     error: Option<&'m RawValue>,
 }
 
-/// Builds the callback body. `data` and `error` are stored JSON text and go out as they are
-/// stored; text that is not JSON goes out as null.
+/// Builds the callback body. `data` and `error` are stored JSON text and go out byte for byte as
+/// stored. Text that serde_json cannot read as one JSON value goes out as null.
 pub fn callback_body(message: &message::Model) -> Vec<u8> {
     let body = CallbackBody {
         id: message.id,

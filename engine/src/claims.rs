@@ -28,8 +28,8 @@ impl Claims {
         Claims { sender }
     }
 
-    /// Leases up to `limit` due messages of `pool` to `owner`, oldest first. Due are queued and
-    /// retrying messages whose time has come, and processing messages whose lease ran out.
+    /// Leases up to `limit` due messages of `pool` to `owner`, earliest due first. Due are queued
+    /// and retrying messages whose time has come, and processing messages whose lease ran out.
     pub async fn deliveries(&self, owner: &str, pool: &str, limit: u64, lease_ms: i64) -> Result<Vec<message::Model>, String> {
         let (reply, answer) = oneshot::channel();
         self.submit(Claim::Deliveries { owner: owner.to_string(), pool: pool.to_string(), limit, lease_ms, reply }, answer).await

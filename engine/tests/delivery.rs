@@ -513,6 +513,13 @@ fn async_plugin_uses_host_http() {
     assert_eq!(body["data"]["async"], true, "the engine called send instead of send_async: {body}");
     assert!(body["data"]["body"].as_str().unwrap().contains("avinfo"), "{body}");
 
+    // The blocking host HTTP inside the future fails the call instead of the engine.
+    let (status, body) = send_sync(&gateway, "asynckit", "fetch_blocking", &format!(r#"{{"url":"{}/_mock/stats"}}"#, mock.url));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "failed", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("use http_async"), "{body}");
+    assert_eq!(ready_connector(&gateway, "asynckit")["status"], "loaded");
+
     // The allow-list applies to the asynchronous HTTP too.
     let (status, body) = send_sync(&gateway, "asynckit", "fetch", r#"{"url":"http://127.0.0.2:1/"}"#);
     assert_eq!(status, 200, "{body}");
@@ -530,6 +537,10 @@ fn async_deadline_frees_slot() {
     // for the whole 8 s sleep. A future is dropped at the deadline, so the echo runs next.
     let started = Instant::now();
     let slow = send_async(&gateway, "asynckit", "sleep", r#"{"ms":8000}"#, None);
+    gateway.wait_status(slow, &["processing"], WAIT);
+    // The echo's own deadline counts from its start, so it starts well after the sleep: the slot
+    // frees at the sleep's deadline, long before the echo's.
+    std::thread::sleep(Duration::from_millis(400));
     let echo = send_async(&gateway, "asynckit", "echo", r#"{"after":"sleep"}"#, None);
 
     let retrying = gateway.wait_status(slow, &["retrying", "failed", "delivered"], WAIT);

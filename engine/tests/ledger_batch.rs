@@ -392,8 +392,8 @@ async fn panics<F: std::future::Future + 'static>(future: std::panic::AssertUnwi
     outcome.is_err_and(|error| error.is_panic())
 }
 
-/// Delivery claims take due messages of the pool, oldest first: queued and retrying ones whose time
-/// has come and processing ones whose lease ran out. Callback claims take due callbacks, earliest
+/// Delivery claims take due messages of the pool, earliest due first: queued and retrying ones
+/// whose time has come and processing ones whose lease ran out. Callback claims take due callbacks, earliest
 /// first, and move them ahead by the lease.
 #[tokio::test]
 async fn claims_take_due_work_only() {
@@ -507,4 +507,44 @@ async fn claim_work_does_not_grow_with_the_ledger() {
     let large = steps_of_claim(20_000).await;
     // A scan of the pool would take several steps per message, over 100,000 here.
     assert!(large < small * 2 + 200, "a claim took {large} steps with 20,010 finished messages and {small} with 10");
+}
+
+/// A sync send is stored leased to its instance. If the instance dies during the plugin call, a
+/// delivery claim takes the message once the lease runs out, and not before.
+#[tokio::test]
+async fn leased_insert_claimed_after_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("lease.db")).await;
+    let key = MasterKey::from_hex(&MasterKey::generate_hex()).unwrap();
+    let client_id = uig_engine::clients::create(&db, &key, "lease", &[], &[], None, None).await.unwrap().id;
+    let leased = |lease_ms: i64| NewMessage {
+        client_id,
+        recipient: "testkit".to_string(),
+        entity: "echo".to_string(),
+        message: format!(r#"{{"lease_ms":{lease_ms}}}"#),
+        status: Status::Processing,
+        callback_url: None,
+        request_hash: None,
+        idempotency_key: None,
+        pool: "worker".to_string(),
+        lease: Some(("dead-instance".to_string(), lease_ms)),
+    };
+    let stored = ledger::insert_batch(&db, &[leased(50), leased(60_000)], 0).await.unwrap();
+    let ids: Vec<i64> = stored
+        .iter()
+        .map(|stored| match stored {
+            ledger::Stored::Created(row) => row.id,
+            ledger::Stored::Existing(row) => panic!("message {} stored twice", row.id),
+        })
+        .collect();
+    let claim = || {
+        let db = db.clone();
+        async move { db.write_batch(|connection| Batch::new(connection).claim_deliveries("me", "worker", 10, 30_000)).await.unwrap() }
+    };
+
+    assert!(claim().await.is_empty(), "a lease that has not run out is not claimed");
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    let claimed = claim().await;
+    assert_eq!(claimed.iter().map(|row| row.id).collect::<Vec<_>>(), [ids[0]]);
+    assert_eq!(claimed[0].lease_owner.as_deref(), Some("me"));
 }

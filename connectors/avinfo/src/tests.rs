@@ -390,7 +390,65 @@ fn manifest_describes_plugin() {
 
     assert_eq!(manifest.name.as_str(), "avinfo");
     assert_eq!(manifest.version.as_str(), env!("CARGO_PKG_VERSION"));
-    assert_eq!(manifest.capabilities, Capabilities::SEND);
+    assert_eq!(manifest.capabilities.names(), ["send", "send_async"]);
     assert_eq!(manifest.entities.iter().map(|entity| entity.as_str()).collect::<Vec<_>>(), ["vehicle"]);
     serde_json::from_str::<Value>(&manifest.config_schema).unwrap();
+}
+
+/// Runs `send_async` to completion. The fake host returns at once, so one poll finishes it.
+fn send_async_now(avinfo: &Arc<Avinfo>, request: SendRequest) -> Result<Reply, ConnectorError> {
+    let mut future = std::pin::pin!(avinfo.clone().send_async(request));
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => panic!("send_async returned Pending although the fake host returns at once"),
+    }
+}
+
+/// The engine calls `send_async`. It gives the same replies, errors, requests, cache entries and
+/// log lines as `send` for a miss, a hit, an upstream error, a transport error that names the key,
+/// an invalid payload and an unknown entity.
+#[test]
+fn send_async_matches_send() {
+    let queue = |host: &FakeHost| {
+        host.queue(Ok(json_response(200, &[], SUCCESS_BODY)));
+        host.queue(Ok(json_response(404, &[], &error_body("not_found", "Автомобиль не найден"))));
+        host.queue(Err(HttpError {
+            kind: HttpErrorKind::TIMEOUT,
+            message: format!("request to http://127.0.0.1:9090/api/v1/vehicle?key={API_KEY} timed out").into(),
+        }));
+    };
+    let requests = [
+        vehicle_request(r#"{"vin": "XTA21099043765432"}"#),
+        vehicle_request(r#"{"vin": "XTA21099043765432"}"#),
+        vehicle_request(r#"{"vin": "WVWZZZ1JZXW000001"}"#),
+        vehicle_request(r#"{"plate": "А123ВС77"}"#),
+        vehicle_request(r#"{"vin": 12}"#),
+        SendRequest { message_id: 43, entity: "policy".into(), payload: "{}".into(), attempt: 1 },
+    ];
+    let outcome = |result: Result<Reply, ConnectorError>| match result {
+        Ok(reply) => format!("ok {:?} {}", reply.state, reply.data),
+        Err(error) => format!("error {} {} {}", error.kind.name(), error.code, error.message),
+    };
+
+    let blocking_host = FakeHost::default();
+    queue(&blocking_host);
+    let blocking = connector(&blocking_host, settings_for_test());
+    let expected: Vec<String> = requests.iter().map(|request| outcome(blocking.send(request))).collect();
+
+    let async_host = FakeHost::default();
+    queue(&async_host);
+    let asynchronous = Arc::new(connector(&async_host, settings_for_test()));
+    let actual: Vec<String> = requests.iter().map(|request| outcome(send_async_now(&asynchronous, request.clone()))).collect();
+
+    assert_eq!(actual, expected);
+    assert!(expected[0].starts_with("ok"), "{}", expected[0]);
+    assert_eq!(expected[0], expected[1], "the second lookup is a cache hit with the same reply");
+    assert!(expected[3].contains("timeout") || expected[3].contains("transient"), "{}", expected[3]);
+    assert!(!expected[3].contains(API_KEY), "{}", expected[3]);
+    let urls = |host: &FakeHost| host.requests().iter().map(|request| request.url.to_string()).collect::<Vec<_>>();
+    assert_eq!(urls(&async_host), urls(&blocking_host));
+    assert_eq!(urls(&async_host).len(), 3, "a miss, the unknown VIN and the plate: the hit and the invalid requests send nothing");
+    assert_eq!(async_host.cache(), blocking_host.cache());
+    assert_eq!(async_host.all_logs(), blocking_host.all_logs());
 }

@@ -14,6 +14,8 @@
 //! - `post`: payload `{"url": "...", "idempotent": bool}` performs a POST through the host, marked
 //!   idempotent or not, and returns `{"status": N}`.
 //! - `garbage`: returns a reply whose data is not JSON, as a broken plugin might.
+//! - `fetch_blocking`: like `fetch`. Under `async-send` it calls the blocking host HTTP inside the
+//!   future, the mistake the engine must turn into an error instead of a crash.
 //!
 //! Built with the `async-send` feature, the plugin declares `SEND_ASYNC`, so the engine polls
 //! [`PluginConnector::send_async`] instead of calling `send` on a blocking thread. The entities stay
@@ -86,7 +88,7 @@ impl PluginConnector for Testkit {
         version: env!("CARGO_PKG_VERSION"),
         description: "test connector that echoes, fails, panics, sleeps and reports pending work",
         capabilities: CAPABILITIES,
-        entities: &["echo", "fail", "panic", "sleep", "pending", "fetch", "post", "garbage"],
+        entities: &["echo", "fail", "panic", "sleep", "pending", "fetch", "fetch_blocking", "post", "garbage"],
         config_schema: r#"{"type":"object","properties":{"label":{"type":"string"}},"additionalProperties":false}"#,
     };
 
@@ -122,7 +124,7 @@ impl PluginConnector for Testkit {
                 Ok(Reply::done(serde_json::json!({"slept_ms": payload.ms}).to_string()))
             }
             "pending" => Ok(Reply::pending(format!("ext-{}", request.message_id), "null")),
-            "fetch" => {
+            "fetch" | "fetch_blocking" => {
                 let payload: FetchPayload = parse(&request.payload)?;
                 let response = self.host.http(HttpRequest::get(payload.url)).map_err(|error| error.into_connector_error())?;
                 let body = String::from_utf8_lossy(&response.body).to_string();

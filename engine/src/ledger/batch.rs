@@ -71,7 +71,7 @@ macro_rules! due_in_state {
             $status,
             "' AND next_attempt_at <= :now",
             $extra,
-            " ORDER BY next_attempt_at LIMIT :limit)"
+            " ORDER BY next_attempt_at, id LIMIT :limit)"
         )
     };
 }

@@ -169,8 +169,20 @@ fn classify(error: &reqwest::Error, url: &str, idempotent: bool) -> HttpError {
 
 impl Host for EngineHost {
     fn http(&self, request: HttpRequest) -> RResult<HttpResponse, HttpError> {
-        // Plugin calls run on blocking threads, so waiting on the runtime here is allowed.
-        self.runtime.block_on(self.execute(request)).into()
+        // Blocking calls run on blocking threads, where waiting on the runtime is allowed. On a
+        // runtime thread (a plugin calling `http` inside `send_async`) tokio panics instead, and a
+        // panic must not cross the plugin boundary, so it becomes an error.
+        let url = strip_query(request.url.as_str()).to_string();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.runtime.block_on(self.execute(request)))) {
+            Ok(result) => result.into(),
+            Err(_) => {
+                tracing::error!(connector = %self.connector, %url, "plugin called the blocking host.http on a runtime thread; it must use http_async in send_async");
+                RResult::RErr(HttpError {
+                    kind: HttpErrorKind::OTHER,
+                    message: RString::from(format!("request to {url} not sent: the blocking host.http cannot run inside send_async; use http_async")),
+                })
+            }
+        }
     }
 
     fn cache_get(&self, key: RStr<'_>) -> ROption<RString> {

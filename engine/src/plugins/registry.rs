@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use uig_connector_api::reexports::{RArc, TD_Opaque};
+use uig_connector_api::reexports::{RArc, RResult, TD_Opaque};
 use uig_connector_api::{
     load_connector_module, Capabilities, ConnectorBox, ConnectorError, DirectoryPage, DirectoryRequest, ErrorKind, FeedBatch, Host_TO, Manifest, Reply, SendRequest,
     PollRequest, StatusRequest,
@@ -148,6 +148,22 @@ impl Connectors {
     }
 }
 
+/// Polls a plugin's future and turns a panic raised while polling it into a `panicked` error.
+struct CatchPanic<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future<Output = RResult<Reply, ConnectorError>>> std::future::Future for CatchPanic<F> {
+    type Output = Result<Reply, CallError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, context: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let future = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.poll(context))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(result)) => std::task::Poll::Ready(result.into_result().map_err(CallError::Connector)),
+            Err(_) => std::task::Poll::Ready(Err(CallError::Connector(ConnectorError::new(ErrorKind::PANICKED, "plugin call aborted: the send_async future panicked")))),
+        }
+    }
+}
+
 /// Reports whether a call's outcome counts as a failure for the circuit breaker.
 fn is_failure<T>(result: &Result<T, CallError>) -> bool {
     match result {
@@ -233,7 +249,9 @@ impl ConnectorHandle {
         let deadline_ms = self.config.deadline_ms;
         let call = async {
             let _permit = self.permits.acquire().await.expect("connector semaphore is never closed");
-            self.connector.send_async(request).await.into_result().map_err(CallError::Connector)
+            // The SDK turns a panic into an error. A plugin without it passes the panic on, and
+            // async-ffi raises it here, so it is caught like a panicking blocking call.
+            CatchPanic(Box::pin(self.connector.send_async(request))).await
         };
         tokio::time::timeout(Duration::from_millis(deadline_ms), call).await.unwrap_or(Err(CallError::Deadline { deadline_ms }))
     }
