@@ -130,7 +130,8 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
         Sizes::FULL
     };
     let bin_dir = match &cli.bin_dir {
-        Some(directory) => directory.clone(),
+        // Absolute, because the gateways run in folders of their own.
+        Some(directory) => std::path::absolute(directory).with_context(|| format!("--bin-dir {}: cannot resolve the path", directory.display()))?,
         None => std::env::current_exe()?.parent().context("the executable has no folder")?.to_path_buf(),
     };
     let binaries = Binaries::find(&bin_dir)?;

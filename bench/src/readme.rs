@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::bench::Sizes;
-use crate::gateway::AVINFO_CONCURRENCY;
+use crate::gateway::{AVINFO_CONCURRENCY, WORKER_CONCURRENCY};
 use crate::process::BUILD_COMMAND;
 use crate::report::{format_count, Report};
 use crate::scenarios::listing::{middle_page, PER_PAGE};
@@ -63,8 +63,9 @@ fn method(sizes: Sizes) -> String {
   → `http response` and the editor off. Both get the same lookups as the direct row.
 - **Gateway config.** Every scenario starts a gateway with a new database. Its request rate limit
   is off (`client_rate_per_second = 0`), `max_queue_depth` is 100,000,000, and the AVINFO, Kontur,
-  KIAS and IMPACT plugins are loaded, with AVINFO at `concurrency = {AVINFO_CONCURRENCY}`. Other
-  keys keep their defaults. The gateway and the mock log at level `warn`.
+  KIAS and IMPACT plugins are loaded, with AVINFO at `concurrency = {AVINFO_CONCURRENCY}` and the
+  worker pool at `claim_batch = {WORKER_CONCURRENCY}` deliveries in flight (default 64). Other keys
+  keep their defaults. The gateway and the mock log at level `warn`.
 "#,
         mock = format_count(sizes.mock_requests),
         e2e = format_count(sizes.e2e_messages),
