@@ -393,8 +393,8 @@ async fn panics<F: std::future::Future + 'static>(future: std::panic::AssertUnwi
 }
 
 /// Delivery claims take due messages of the pool, earliest due first: queued and retrying ones
-/// whose time has come and processing ones whose lease ran out. Callback claims take due callbacks, earliest
-/// first, and move them ahead by the lease.
+/// whose time has come and processing ones whose lease ran out. Callback claims take due
+/// callbacks, earliest first, and move them ahead by the lease.
 #[tokio::test]
 async fn claims_take_due_work_only() {
     let dir = tempfile::tempdir().unwrap();
