@@ -1,5 +1,6 @@
 //! Request parameters decoded from the query string, a form body or a JSON body, in arrival order.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, Visitor};
@@ -98,31 +99,31 @@ pub fn from_form(body: &[u8]) -> Result<Vec<Param>, ParamError> {
 
     let mut params = Vec::new();
     for segment in segments {
-        // form_urlencoded replaces invalid UTF-8 with U+FFFD, which is indistinguishable from a
-        // U+FFFD that the client sent. Each raw segment is therefore checked strictly before
-        // form_urlencoded decodes it. The split on "&" and "=" matches form_urlencoded's own.
         let mut raw_parts = segment.splitn(2, |&byte| byte == b'=');
-        let raw_name = raw_parts.next().unwrap_or_default();
-        let raw_value = raw_parts.next().unwrap_or_default();
-
-        let (name, value) = form_urlencoded::parse(segment)
-            .next()
-            .expect("a non-empty segment without '&' decodes to one pair");
-        let name = name.into_owned();
-
-        if !decodes_to_utf8(raw_name) || !decodes_to_utf8(raw_value) {
-            return Err(ParamError::InvalidUtf8 { name });
+        let name = decode_component(raw_parts.next().unwrap_or_default());
+        let value = decode_component(raw_parts.next().unwrap_or_default());
+        match (name, value) {
+            (Ok(name), Ok(value)) => params.push((name, value)),
+            (name, _) => {
+                let name = name.unwrap_or_else(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+                return Err(ParamError::InvalidUtf8 { name });
+            }
         }
-        params.push((name, value.into_owned()));
     }
     Ok(params)
 }
 
-/// Checks whether the percent-decoded bytes of `raw` are valid UTF-8. Replacing `+` with a
-/// space cannot change the result, so it is skipped here.
-fn decodes_to_utf8(raw: &[u8]) -> bool {
-    let decoded: Vec<u8> = percent_encoding::percent_decode(raw).collect();
-    std::str::from_utf8(&decoded).is_ok()
+/// Decodes one name or value of a form: `+` becomes a space, then percent escapes are decoded.
+/// Returns the decoded bytes when they are not UTF-8. A lossy decoder would turn them into
+/// U+FFFD, which could not be told from a U+FFFD that the client sent.
+fn decode_component(raw: &[u8]) -> Result<String, Vec<u8>> {
+    let spaced: Cow<[u8]> = if raw.contains(&b'+') {
+        Cow::Owned(raw.iter().map(|&byte| if byte == b'+' { b' ' } else { byte }).collect())
+    } else {
+        Cow::Borrowed(raw)
+    };
+    let decoded: Cow<[u8]> = percent_encoding::percent_decode(&spaced).into();
+    String::from_utf8(decoded.into_owned()).map_err(|error| error.into_bytes())
 }
 
 /// Decodes a JSON body, which must be an object, into parameters in member order.

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use serde_json::Value;
 use uig_connector_api::reexports::RString;
 use uig_connector_api::sdk::{HostContext, PluginConnector, PluginInfo};
 use uig_connector_api::{Capabilities, ConnectorError, HttpError, HttpRequest, HttpResponse, Reply, SendRequest};
@@ -149,10 +148,9 @@ impl Avinfo {
             error.message = RString::from(format!("request to AVINFO for {lookup} failed: {}", error.message));
             self.redact_api_key(error)
         })?;
-        let data = response::vehicle_data(&response, lookup).map_err(|error| self.redact_api_key(error))?;
-        let reply = self.reshape(&data)?;
-        self.store_in_cache(lookup, &data);
-        Ok(reply)
+        let vehicle = response::vehicle_data(&response, lookup).map_err(|error| self.redact_api_key(error))?;
+        self.store_in_cache(lookup, &vehicle);
+        Ok(self.reshape(vehicle))
     }
 
     /// Returns the reply for a cached lookup, or `None` on a miss, with caching disabled, or when
@@ -164,42 +162,36 @@ impl Avinfo {
         let cache_key = lookup.cache_key();
         let cached = self.host.cache_get(&cache_key)?;
 
-        let reply = serde_json::from_str::<Value>(&cached)
-            .map_err(|error| ConnectorError::transient(error.to_string()))
-            .and_then(|data| self.reshape(&data));
-        match reply {
-            Ok(reply) => {
+        match response::parse_cached(&cached) {
+            Ok(vehicle) => {
                 self.host.debug(&format!("served {lookup} from cache (message_id={message_id})"));
-                Some(reply)
+                Some(self.reshape(vehicle))
             }
-            Err(error) => {
-                self.host.warn(&format!(
-                    "ignoring unreadable cache entry {cache_key:?}, requesting AVINFO again: {}",
-                    error.message
-                ));
+            Err(reason) => {
+                self.host.warn(&format!("ignoring unreadable cache entry {cache_key:?}, requesting AVINFO again: {reason}"));
                 None
             }
         }
     }
 
-    fn store_in_cache(&self, lookup: &Lookup, data: &Value) {
+    fn store_in_cache(&self, lookup: &Lookup, vehicle: &response::VehicleData) {
         if self.settings.cache_ttl_seconds == 0 {
             return;
         }
-        self.host.cache_put(&lookup.cache_key(), data.to_string(), self.settings.cache_ttl_seconds);
+        let text = serde_json::to_string(vehicle).expect("vehicle data has only strings, numbers and JSON values");
+        self.host.cache_put(&lookup.cache_key(), text, self.settings.cache_ttl_seconds);
     }
 
-    /// Reshapes AVINFO's `data` with the current directory mapping into a finished reply.
-    fn reshape(&self, data: &Value) -> Result<Reply, ConnectorError> {
-        let reshaped = response::reshape(data, |directory, external_code| {
+    /// Reshapes AVINFO's vehicle data with the current directory mapping into a finished reply.
+    fn reshape(&self, vehicle: response::VehicleData) -> Reply {
+        let reshaped = response::reshape(vehicle, |directory, external_code| {
             let internal_code = self.host.map_to_internal(directory, external_code);
             if internal_code.is_none() {
                 self.warn_unmapped(directory, external_code);
             }
             internal_code
-        })?;
-
-        Ok(Reply::done(reshaped.to_string()))
+        });
+        Reply::done(reshaped)
     }
 
     /// Logs a missing directory mapping once per directory and code.

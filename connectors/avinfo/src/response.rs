@@ -1,7 +1,7 @@
 //! Mapping of AVINFO HTTP responses to vehicle data or connector errors, and the reply shape.
 
-use serde::Deserialize;
-use serde_json::{json, Number, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Number, Value};
 use uig_connector_api::{ConnectorError, ErrorKind, HttpResponse};
 
 use crate::lookup::Lookup;
@@ -30,9 +30,10 @@ struct UpstreamError {
     message: Option<String>,
 }
 
-/// AVINFO's `data` object. Every member may be missing, and unknown members are ignored.
-#[derive(Deserialize)]
-struct VehicleData {
+/// AVINFO's `data` object. Every member may be missing, and unknown members are ignored. The
+/// cache keeps it serialized, and an entry written as AVINFO's own `data` reads back the same.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct VehicleData {
     vin: Option<String>,
     plate: Option<String>,
     brand: Option<Brand>,
@@ -45,27 +46,26 @@ struct VehicleData {
     osago: Option<Vec<Value>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 struct Brand {
     code: Option<String>,
     name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 struct Power {
     hp: Option<Number>,
     kw: Option<Number>,
 }
 
-/// Maps an AVINFO response to its `data` object, or to the connector error for it.
+/// Maps an AVINFO response to its vehicle data, or to the connector error for it.
 ///
 /// The kinds follow the AVINFO protocol table. HTTP 401 is an auth error. HTTP 400, 402 and 404
 /// are permanent. HTTP 408, 429, 5xx and `success: 0` with HTTP 200 are transient, and so is an
 /// HTTP 200 body that is not the documented JSON. A `Retry-After` in seconds on 429 and 503
 /// becomes the retry hint. A 404 without AVINFO's error body means that the URL is wrong, which
-/// is a config error. Any other status is permanent. The returned `data` has passed the checks
-/// of [`reshape`], so it is safe to cache.
-pub fn vehicle_data(response: &HttpResponse, lookup: &Lookup) -> Result<Value, ConnectorError> {
+/// is a config error. Any other status is permanent.
+pub fn vehicle_data(response: &HttpResponse, lookup: &Lookup) -> Result<VehicleData, ConnectorError> {
     let status = response.status;
     let envelope: Option<Envelope> = serde_json::from_slice(&response.body).ok();
     let upstream_error = envelope.as_ref().and_then(|envelope| envelope.error.as_ref());
@@ -130,7 +130,7 @@ pub fn vehicle_data(response: &HttpResponse, lookup: &Lookup) -> Result<Value, C
 }
 
 /// Handles HTTP 200: `success: 1` with a valid `data` object, or `success: 0` with an error.
-fn success_data(response: &HttpResponse, envelope: Option<Envelope>, lookup: &Lookup) -> Result<Value, ConnectorError> {
+fn success_data(response: &HttpResponse, envelope: Option<Envelope>, lookup: &Lookup) -> Result<VehicleData, ConnectorError> {
     let Some(envelope) = envelope else {
         return Err(unexpected_body(response, "the body is not the AVINFO JSON envelope"));
     };
@@ -153,52 +153,72 @@ fn success_data(response: &HttpResponse, envelope: Option<Envelope>, lookup: &Lo
     let Some(data) = envelope.data else {
         return Err(unexpected_body(response, "\"success\" is 1 but \"data\" is missing"));
     };
-    if let Err(reason) = parse_vehicle(&data) {
-        return Err(unexpected_body(response, &reason));
-    }
-
-    Ok(data)
+    parse_vehicle(&data).map_err(|reason| unexpected_body(response, &reason))
 }
 
-/// Reshapes AVINFO's `data` object into the reply the gateway's clients receive.
+/// The reply the gateway's clients receive, in the order of its members.
+#[derive(Serialize)]
+struct Reshaped {
+    vin: Option<String>,
+    plate: Option<String>,
+    brand: Option<ReshapedBrand>,
+    model: Option<String>,
+    year: Option<u16>,
+    category: Option<ReshapedCategory>,
+    power_hp: Option<Number>,
+    power_kw: Option<Number>,
+    engine_volume: Option<Number>,
+    color: Option<String>,
+    osago: Option<Vec<Value>>,
+    source: &'static str,
+}
+
+#[derive(Serialize)]
+struct ReshapedBrand {
+    code: Option<String>,
+    name: Option<String>,
+    avinfo_code: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ReshapedCategory {
+    code: Option<String>,
+    avinfo_code: String,
+}
+
+/// Reshapes AVINFO's vehicle data into the JSON text of the reply the gateway's clients receive.
 ///
 /// `map_to_internal(directory, external_code)` returns the internal code of an AVINFO code, or
-/// `None`, which puts `null` into the reply's `code`. Errors are transient, for a `data` object
-/// that does not have the documented shape.
-pub fn reshape(
-    data: &Value,
-    mut map_to_internal: impl FnMut(&str, &str) -> Option<String>,
-) -> Result<Value, ConnectorError> {
-    let vehicle = parse_vehicle(data)
-        .map_err(|reason| ConnectorError::transient(format!("AVINFO vehicle data is invalid: {reason}")))?;
-
-    let brand = vehicle.brand.map(|brand| {
-        let internal_code = brand.code.as_deref().and_then(|code| map_to_internal(BRAND_DIRECTORY, code));
-        json!({"code": internal_code, "name": brand.name, "avinfo_code": brand.code})
+/// `None`, which puts `null` into the reply's `code`.
+pub fn reshape(vehicle: VehicleData, mut map_to_internal: impl FnMut(&str, &str) -> Option<String>) -> String {
+    let brand = vehicle.brand.map(|brand| ReshapedBrand {
+        code: brand.code.as_deref().and_then(|code| map_to_internal(BRAND_DIRECTORY, code)),
+        name: brand.name,
+        avinfo_code: brand.code,
     });
-    let category = vehicle.category.map(|category| {
-        let internal_code = map_to_internal(CATEGORY_DIRECTORY, &category);
-        json!({"code": internal_code, "avinfo_code": category})
+    let category = vehicle.category.map(|category| ReshapedCategory {
+        code: map_to_internal(CATEGORY_DIRECTORY, &category),
+        avinfo_code: category,
     });
     let (power_hp, power_kw) = match vehicle.power {
         Some(power) => (power.hp, power.kw),
         None => (None, None),
     };
-
-    Ok(json!({
-        "vin": vehicle.vin,
-        "plate": vehicle.plate,
-        "brand": brand,
-        "model": vehicle.model,
-        "year": vehicle.year,
-        "category": category,
-        "power_hp": power_hp,
-        "power_kw": power_kw,
-        "engine_volume": vehicle.engine_volume,
-        "color": vehicle.color,
-        "osago": vehicle.osago,
-        "source": "avinfo",
-    }))
+    let reshaped = Reshaped {
+        vin: vehicle.vin,
+        plate: vehicle.plate,
+        brand,
+        model: vehicle.model,
+        year: vehicle.year,
+        category,
+        power_hp,
+        power_kw,
+        engine_volume: vehicle.engine_volume,
+        color: vehicle.color,
+        osago: vehicle.osago,
+        source: "avinfo",
+    };
+    serde_json::to_string(&reshaped).expect("the reply has only strings, numbers and JSON values")
 }
 
 /// Parses `data` into [`VehicleData`], or returns why it does not fit.
@@ -207,6 +227,11 @@ fn parse_vehicle(data: &Value) -> Result<VehicleData, String> {
         return Err("\"data\" is not an object".to_string());
     }
     VehicleData::deserialize(data).map_err(|error| format!("\"data\" does not match the documented shape: {error}"))
+}
+
+/// Parses a cached `data` object (JSON text) into [`VehicleData`].
+pub fn parse_cached(text: &str) -> Result<VehicleData, String> {
+    serde_json::from_str(text).map_err(|error| format!("the cached data does not match the documented shape: {error}"))
 }
 
 /// Builds the error for an AVINFO error response.

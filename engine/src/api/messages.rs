@@ -34,10 +34,6 @@ pub fn format_time(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn summary(message: &message::Model) -> Value {
-    summary_of(message.id, &message.status, message.created_at, message.updated_at)
-}
-
 /// Builds the summary object `{id, status, created_at, updated_at}` that every response starts with.
 fn summary_of(id: i64, status: &str, created_at: i64, updated_at: i64) -> Value {
     json!({
@@ -48,14 +44,59 @@ fn summary_of(id: i64, status: &str, created_at: i64, updated_at: i64) -> Value 
     })
 }
 
-/// Embeds stored JSON text as JSON, or null.
-fn raw_json(text: &Option<String>) -> Value {
-    match text {
-        Some(text) => serde_json::from_str::<&RawValue>(text)
-            .ok()
-            .and_then(|raw| serde_json::to_value(raw).ok())
-            .unwrap_or_else(|| Value::String(text.clone())),
-        None => Value::Null,
+/// A message as `send` and `get` return it: the summary, then the fields that each adds. It is
+/// serialized straight from the stored row, so the stored JSON is not parsed into a tree.
+#[derive(serde::Serialize)]
+struct MessageBody<'m> {
+    id: i64,
+    status: &'m str,
+    created_at: String,
+    updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipient: Option<&'m str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entity: Option<&'m str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'m str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<StoredJson<'m>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<StoredJson<'m>>,
+}
+
+impl<'m> MessageBody<'m> {
+    fn summary(message: &'m message::Model) -> MessageBody<'m> {
+        MessageBody {
+            id: message.id,
+            status: &message.status,
+            created_at: format_time(message.created_at),
+            updated_at: format_time(message.updated_at),
+            recipient: None,
+            entity: None,
+            message: None,
+            data: None,
+            error: None,
+        }
+    }
+
+    fn into_response(self, status: StatusCode) -> Response {
+        (status, Json(self)).into_response()
+    }
+}
+
+/// Stored JSON text, written as the JSON it holds. Text that is not one JSON value is written as
+/// a JSON string, and a missing value as null.
+struct StoredJson<'m>(&'m Option<String>);
+
+impl serde::Serialize for StoredJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_deref() {
+            None => serializer.serialize_none(),
+            Some(text) => match serde_json::from_str::<&RawValue>(text) {
+                Ok(raw) => raw.serialize(serializer),
+                Err(_) => serializer.serialize_str(text),
+            },
+        }
     }
 }
 
@@ -218,7 +259,7 @@ pub async fn send_async(State(engine): State<Arc<Engine>>, request: SignedReques
         }
         Stored::Existing(message) => (message, true),
     };
-    let mut response = (StatusCode::ACCEPTED, Json(summary(&message))).into_response();
+    let mut response = MessageBody::summary(&message).into_response(StatusCode::ACCEPTED);
     if replayed {
         response.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
     }
@@ -259,12 +300,12 @@ pub async fn send_sync(State(engine): State<Arc<Engine>>, request: SignedRequest
         }
     };
 
-    let mut body = summary(&message);
-    body["data"] = raw_json(&message.data);
-    if message.error.is_some() {
-        body["error"] = raw_json(&message.error);
-    }
-    let mut response = (StatusCode::OK, Json(body)).into_response();
+    let body = MessageBody {
+        data: Some(StoredJson(&message.data)),
+        error: message.error.is_some().then_some(StoredJson(&message.error)),
+        ..MessageBody::summary(&message)
+    };
+    let mut response = body.into_response(StatusCode::OK);
     if replayed {
         response.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
     }
@@ -376,13 +417,15 @@ pub async fn get(State(engine): State<Arc<Engine>>, request: SignedRequest) -> A
     let message = owned_message(&engine, &request).await?;
     let message = ledger::mark_read(&engine.db, message).await.map_err(|error| storage_failure(error, &request))?;
 
-    let mut body = summary(&message);
-    body["data"] = raw_json(&message.data);
-    body["recipient"] = json!(message.recipient);
-    body["entity"] = json!(message.entity);
-    body["message"] = json!(message.message);
-    body["error"] = raw_json(&message.error);
-    Ok(Json(body).into_response())
+    let body = MessageBody {
+        recipient: Some(&message.recipient),
+        entity: Some(&message.entity),
+        message: Some(&message.message),
+        data: Some(StoredJson(&message.data)),
+        error: Some(StoredJson(&message.error)),
+        ..MessageBody::summary(&message)
+    };
+    Ok(body.into_response(StatusCode::OK))
 }
 
 /// `PUT /sync/message/status`: refreshes a pending message from the recipient where the connector
@@ -410,5 +453,5 @@ pub async fn refresh_status(State(engine): State<Arc<Engine>>, request: SignedRe
         }
         _ => message,
     };
-    Ok(Json(summary(&message)).into_response())
+    Ok(MessageBody::summary(&message).into_response(StatusCode::OK))
 }

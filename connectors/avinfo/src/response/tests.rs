@@ -1,6 +1,7 @@
 //! Tests of the AVINFO response mapping with real-shaped protocol bodies.
 
 use super::*;
+use serde_json::json;
 use uig_connector_api::reexports::{RString, RVec, Tuple2};
 
 const SUCCESS_BODY: &str = r#"{
@@ -49,7 +50,7 @@ fn error_for(response: &HttpResponse) -> ConnectorError {
 
 #[test]
 fn success_returns_data_object() {
-    let data = vehicle_data(&response(200, &[], SUCCESS_BODY), &vin_lookup()).unwrap();
+    let data = serde_json::to_value(vehicle_data(&response(200, &[], SUCCESS_BODY), &vin_lookup()).unwrap()).unwrap();
 
     assert_eq!(data["vin"], "XTA21099043765432");
     assert_eq!(data["brand"]["code"], "VAZ");
@@ -200,17 +201,18 @@ fn data_of_wrong_shape_is_transient() {
 #[test]
 fn reshape_maps_codes_and_keeps_osago() {
     let data = vehicle_data(&response(200, &[], SUCCESS_BODY), &vin_lookup()).unwrap();
+    let osago = serde_json::to_value(&data.osago).unwrap();
+    assert!(osago.is_array(), "the sample body has OSAGO policies");
     let mut requested = Vec::new();
 
-    let reply = reshape(&data, |directory, code| {
+    let reply = reshaped(data, |directory, code| {
         requested.push(format!("{directory}:{code}"));
         match (directory, code) {
             ("brand", "VAZ") => Some("lada".to_string()),
             ("vehicle_category", "B") => Some("passenger_car".to_string()),
             _ => None,
         }
-    })
-    .unwrap();
+    });
 
     assert_eq!(requested, ["brand:VAZ", "vehicle_category:B"]);
     assert_eq!(
@@ -226,7 +228,7 @@ fn reshape_maps_codes_and_keeps_osago() {
             "power_kw": 51.5,
             "engine_volume": 1499,
             "color": "Белый",
-            "osago": data["osago"],
+            "osago": osago,
             "source": "avinfo",
         })
     );
@@ -236,7 +238,7 @@ fn reshape_maps_codes_and_keeps_osago() {
 fn reshape_unmapped_code_is_null() {
     let data = vehicle_data(&response(200, &[], SUCCESS_BODY), &vin_lookup()).unwrap();
 
-    let reply = reshape(&data, |_, _| None).unwrap();
+    let reply = reshaped(data, |_, _| None);
 
     assert_eq!(reply["brand"]["code"], Value::Null);
     assert_eq!(reply["brand"]["avinfo_code"], "VAZ");
@@ -245,11 +247,37 @@ fn reshape_unmapped_code_is_null() {
 
 #[test]
 fn reshape_missing_members_are_null() {
-    let reply = reshape(&json!({"vin": "XTA21099043765432"}), |_, _| None).unwrap();
+    let reply = reshaped(parse_vehicle(&json!({"vin": "XTA21099043765432"})).unwrap(), |_, _| None);
 
     assert_eq!(reply["brand"], Value::Null);
     assert_eq!(reply["category"], Value::Null);
     assert_eq!(reply["power_hp"], Value::Null);
     assert_eq!(reply["osago"], Value::Null);
     assert_eq!(reply["source"], "avinfo");
+}
+
+/// Reshapes `vehicle` and parses the reply's text back into JSON for the assertions.
+fn reshaped(vehicle: VehicleData, map_to_internal: impl FnMut(&str, &str) -> Option<String>) -> Value {
+    serde_json::from_str(&reshape(vehicle, map_to_internal)).expect("the reply is JSON")
+}
+
+#[test]
+fn cached_data_reshapes_like_fresh_data() {
+    let fresh = || vehicle_data(&response(200, &[], SUCCESS_BODY), &vin_lookup()).unwrap();
+    let cached = serde_json::to_string(&fresh()).unwrap();
+    // Entries written by earlier versions hold AVINFO's `data` object as it came.
+    let body: Value = serde_json::from_str(SUCCESS_BODY).unwrap();
+    let upstream = body["data"].to_string();
+
+    let expected = reshaped(fresh(), |_, _| None);
+    assert_eq!(reshaped(parse_cached(&cached).unwrap(), |_, _| None), expected);
+    assert_eq!(reshaped(parse_cached(&upstream).unwrap(), |_, _| None), expected);
+    assert_eq!(expected["vin"], "XTA21099043765432");
+}
+
+#[test]
+fn unreadable_cached_data_is_an_error() {
+    let error = parse_cached(r#"{"year": "two thousand"}"#).unwrap_err();
+
+    assert!(error.contains("cached data"), "{error}");
 }
