@@ -241,6 +241,7 @@ mod tests {
             callback_attempts: 0,
             callback_next_at: Some(0),
             request_hash: None,
+            request_ts: None,
             idempotency_key: None,
             read_at: None,
             created_at: 1_764_892_800_000,

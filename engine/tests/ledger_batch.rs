@@ -9,6 +9,9 @@ use uig_engine::ledger::batch::{Batch, Finish, Finished};
 use uig_engine::ledger::{self, AttemptRecord, DeliveryResult, NewMessage};
 use uig_engine::status::Status;
 
+/// The signed time of the requests below that carry a hash.
+const SIGNED_AT: i64 = 1_796_400_000_000;
+
 async fn open(path: &std::path::Path) -> Db {
     let db = Db::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     db.migrate().await.unwrap();
@@ -27,6 +30,7 @@ async fn fill(db: &Db) -> Vec<i64> {
         status,
         callback_url: callback.then(|| "http://127.0.0.1:9/hook".to_string()),
         request_hash: None,
+        request_ts: None,
         idempotency_key: None,
         pool: "worker".to_string(),
         lease: lease.map(|owner| (owner.to_string(), 60_000)),
@@ -238,13 +242,22 @@ async fn batch_insert_matches_insert_message() {
         status: if index % 2 == 0 { Status::Queued } else { Status::Processing },
         callback_url: (index % 3 == 0).then(|| "http://127.0.0.1:9/hook".to_string()),
         request_hash: hash.map(str::to_string),
+        // A repeated request repeats its signed time along with its hash.
+        request_ts: hash.map(|_| SIGNED_AT),
         idempotency_key: key.map(str::to_string),
         pool: "worker".to_string(),
         lease: (index % 2 == 1).then(|| ("sync".to_string(), 60_000)),
     };
     // Stored first, in one batch on each side, so that the key window below can leave them out.
-    let earlier = vec![new(first, 0, Some("h0"), Some("k0")), new(first, 1, Some("h1"), None), new(second, 2, None, Some("k2"))];
-    // The key window starts after `earlier`, so "k0" is outside it. "h1" repeats at any age.
+    // Message 12 has no signed time, as rows stored before migration 6.
+    let earlier = vec![
+        new(first, 0, Some("h0"), Some("k0")),
+        new(first, 1, Some("h1"), None),
+        new(second, 2, None, Some("k2")),
+        NewMessage { request_ts: None, ..new(first, 12, Some("h12"), None) },
+    ];
+    // The key window starts after `earlier`, so "k0" is outside it. "h1" repeats at any age, and
+    // so does "h12" of the unsigned row.
     let later = vec![
         new(first, 3, Some("h3"), Some("k0")),
         new(first, 4, Some("h1"), None),
@@ -255,6 +268,7 @@ async fn batch_insert_matches_insert_message() {
         new(second, 9, Some("h5"), Some("k9")),
         new(first, 10, None, None),
         new(second, 11, None, None),
+        new(first, 13, Some("h12"), None),
     ];
 
     let describe = |stored: ledger::Stored| match stored {
@@ -278,8 +292,8 @@ async fn batch_insert_matches_insert_message() {
     assert_eq!(
         batch_results,
         [
-            "created 1 seq 1", "created 2 seq 2", "created 3 seq 1", "existing 1", "existing 2", "existing 3", "created 4 seq 3",
-            "existing 4", "created 5 seq 2", "created 6 seq 3", "created 7 seq 4", "created 8 seq 4",
+            "created 1 seq 1", "created 2 seq 2", "created 3 seq 1", "created 4 seq 3", "existing 1", "existing 2", "existing 3",
+            "created 5 seq 4", "existing 5", "created 6 seq 2", "created 7 seq 3", "created 8 seq 5", "created 9 seq 4", "existing 4",
         ]
     );
 
@@ -318,6 +332,7 @@ async fn failed_batch_stores_nothing() {
         status: Status::Queued,
         callback_url: None,
         request_hash: Some("rolled-back".to_string()),
+        request_ts: Some(SIGNED_AT),
         idempotency_key: None,
         pool: "worker".to_string(),
         lease: None,
@@ -509,6 +524,55 @@ async fn claim_work_does_not_grow_with_the_ledger() {
     assert!(large < small * 2 + 200, "a claim took {large} steps with 20,010 finished messages and {small} with 10");
 }
 
+/// New messages carry a client's signed time in front of the hash in the index of repeated
+/// requests, so a batch of them adds to the end of that index. A hash-ordered index would put
+/// each new message on a random page and write one more WAL page per message. The test counts
+/// the WAL pages that one batch of 100 signed messages writes beside 20,000 stored ones.
+#[tokio::test]
+async fn new_messages_write_few_index_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pages.db");
+    let db = open(&path).await;
+    let key = MasterKey::from_hex(&MasterKey::generate_hex()).unwrap();
+    let client_id = uig_engine::clients::create(&db, &key, "pages", &[], &[], None, None).await.unwrap().id;
+    db.writer
+        .execute_unprepared(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+             INSERT INTO messages (client_id, client_seq, direction, recipient, entity, message, status, request_hash, request_ts, \
+             pool, created_at, updated_at) \
+             SELECT {client_id}, i, 'outbound', 'testkit', 'echo', '{{}}', 'delivered', lower(hex(randomblob(32))), {SIGNED_AT} - 20000 + i, \
+             'worker', 0, 0 FROM n"
+        ))
+        .await
+        .unwrap();
+    db.writer.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)").await.unwrap();
+
+    let batch: Vec<NewMessage> = (0..100)
+        .map(|index| NewMessage {
+            client_id,
+            recipient: "testkit".to_string(),
+            entity: "echo".to_string(),
+            message: format!(r#"{{"n":{index}}}"#),
+            status: Status::Queued,
+            callback_url: None,
+            // Spread over the whole range, as the hex digits of an HMAC are.
+            request_hash: Some(format!("{0:032x}{0:032x}", (index as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))),
+            request_ts: Some(SIGNED_AT + index / 10),
+            idempotency_key: None,
+            pool: "worker".to_string(),
+            lease: None,
+        })
+        .collect();
+    let stored = ledger::insert_batch(&db, &batch, 0).await.unwrap();
+    assert!(stored.iter().all(|stored| matches!(stored, ledger::Stored::Created(_))));
+
+    let wal_bytes = std::fs::metadata(dir.path().join("pages.db-wal")).unwrap().len();
+    let pages = wal_bytes.saturating_sub(32) / (4096 + 24);
+    // The rows, the other indexes and the unread counts take about 30 pages here; one random
+    // page per message would add at least 100.
+    assert!(pages < 60, "a batch of 100 new messages wrote {pages} WAL pages");
+}
+
 /// A sync send is stored leased to its instance. If the instance dies during the plugin call, a
 /// delivery claim takes the message once the lease runs out, and not before.
 #[tokio::test]
@@ -525,6 +589,7 @@ async fn leased_insert_claimed_after_lease() {
         status: Status::Processing,
         callback_url: None,
         request_hash: None,
+        request_ts: None,
         idempotency_key: None,
         pool: "worker".to_string(),
         lease: Some(("dead-instance".to_string(), lease_ms)),

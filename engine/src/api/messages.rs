@@ -234,6 +234,7 @@ async fn store(engine: &Engine, request: &SignedRequest, send: &SendParams, stat
         status,
         callback_url: send.callback.clone(),
         request_hash: Some(request.hash.clone()),
+        request_ts: Some(request.signed_at_ms),
         idempotency_key: send.idempotency_key.clone(),
         pool: engine.config.pool_for(&send.recipient, &send.entity),
         lease: (status == Status::Processing).then(|| (engine.instance_id.clone(), engine.config.worker.lease_seconds as i64 * 1000)),

@@ -19,6 +19,8 @@ pub struct SignedRequest {
     pub params: Params,
     /// The verified signature, used to detect repeated sends.
     pub hash: String,
+    /// The time the request was signed for (its `timestamp`), in Unix milliseconds.
+    pub signed_at_ms: i64,
     pub headers: HeaderMap,
     pub language: Language,
 }
@@ -81,7 +83,8 @@ async fn authenticate(request: Request, engine: &Arc<Engine>) -> Result<SignedRe
         return Err(ApiError::rate_limited(seconds));
     }
 
-    Ok(SignedRequest { client, hash: hash.to_ascii_lowercase(), params, headers: parts.headers, language })
+    let signed_at_ms = at.timestamp_millis();
+    Ok(SignedRequest { client, hash: hash.to_ascii_lowercase(), signed_at_ms, params, headers: parts.headers, language })
 }
 
 /// Collects parameters from the query string and the body (form or JSON), rejecting duplicates.

@@ -50,6 +50,10 @@ pub struct Model {
     pub updated_at: i64,
     /// Worker pool that delivers the message (`worker` unless the config routes it elsewhere).
     pub pool: String,
+    /// The time the request was signed for (its `timestamp` parameter), in Unix milliseconds.
+    /// Replays are found by this time and `request_hash`. None for messages stored before
+    /// migration 6 and for messages that did not come through the API.
+    pub request_ts: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -46,7 +46,7 @@ macro_rules! message_columns {
     () => {
         "id, client_id, client_seq, direction, recipient, entity, message, status, data, error, \
          external_id, attempts, next_attempt_at, lease_owner, lease_until, callback_url, callback_state, callback_attempts, \
-         callback_next_at, request_hash, idempotency_key, read_at, created_at, updated_at, pool"
+         callback_next_at, request_hash, idempotency_key, read_at, created_at, updated_at, pool, request_ts"
     };
 }
 
@@ -111,6 +111,7 @@ fn message_row(row: &Row) -> rusqlite::Result<message::Model> {
         created_at: row.get(22)?,
         updated_at: row.get(23)?,
         pool: row.get(24)?,
+        request_ts: row.get(25)?,
     })
 }
 
@@ -141,10 +142,10 @@ impl<'c> Batch<'c> {
         let now = now_ms();
         let mut insert = self.connection.prepare_cached(concat!(
             "INSERT INTO messages (client_id, client_seq, direction, recipient, entity, message, status, attempts, \
-             next_attempt_at, lease_owner, lease_until, callback_url, callback_attempts, request_hash, idempotency_key, \
-             created_at, updated_at, pool) \
+             next_attempt_at, lease_owner, lease_until, callback_url, callback_attempts, request_hash, request_ts, \
+             idempotency_key, created_at, updated_at, pool) \
              VALUES (:client_id, :client_seq, 'outbound', :recipient, :entity, :message, :status, 0, :next_attempt_at, \
-             :lease_owner, :lease_until, :callback_url, 0, :request_hash, :idempotency_key, :now, :now, :pool) \
+             :lease_owner, :lease_until, :callback_url, 0, :request_hash, :request_ts, :idempotency_key, :now, :now, :pool) \
              RETURNING ",
             message_columns!()
         ))?;
@@ -161,6 +162,7 @@ impl<'c> Batch<'c> {
                 ":lease_until": new.lease.as_ref().map(|(_, length_ms)| now + length_ms),
                 ":callback_url": new.callback_url,
                 ":request_hash": new.request_hash,
+                ":request_ts": new.request_ts,
                 ":idempotency_key": new.idempotency_key,
                 ":now": now,
                 ":pool": new.pool,
@@ -190,11 +192,20 @@ impl<'c> Batch<'c> {
                 return Ok(found);
             }
         }
-        if let Some(hash) = &new.request_hash {
-            let sql = concat!("SELECT ", message_columns!(), " FROM messages WHERE client_id = ?1 AND request_hash = ?2 LIMIT 1");
-            return self.connection.prepare_cached(sql)?.query_row((new.client_id, hash), message_row).optional();
+        let Some(hash) = &new.request_hash else {
+            return Ok(None);
+        };
+        // As in `super::find_repeat`: signed rows by time and hash, rows from before migration 6
+        // by hash, each through its partial unique index.
+        if let Some(signed_at) = new.request_ts {
+            let sql = concat!("SELECT ", message_columns!(), " FROM messages WHERE client_id = ?1 AND request_ts = ?2 AND request_hash = ?3 LIMIT 1");
+            let found = self.connection.prepare_cached(sql)?.query_row((new.client_id, signed_at, hash), message_row).optional()?;
+            if found.is_some() {
+                return Ok(found);
+            }
         }
-        Ok(None)
+        let sql = concat!("SELECT ", message_columns!(), " FROM messages WHERE client_id = ?1 AND request_ts IS NULL AND request_hash = ?2 LIMIT 1");
+        self.connection.prepare_cached(sql)?.query_row((new.client_id, hash), message_row).optional()
     }
 
     fn last_sequence(&self, client_id: i32) -> rusqlite::Result<i64> {
