@@ -1,6 +1,7 @@
 //! Mapping of AVINFO HTTP responses to vehicle data or connector errors, and the reply shape.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Number, Value};
 use uig_connector_api::{ConnectorError, ErrorKind, HttpResponse};
 
@@ -19,7 +20,8 @@ const UPSTREAM_MESSAGE_MAX_CHARS: usize = 300;
 #[derive(Deserialize)]
 struct Envelope {
     success: Option<i64>,
-    data: Option<Value>,
+    /// Kept as text, so that it is read straight into [`VehicleData`].
+    data: Option<Box<RawValue>>,
     error: Option<UpstreamError>,
 }
 
@@ -153,7 +155,7 @@ fn success_data(response: &HttpResponse, envelope: Option<Envelope>, lookup: &Lo
     let Some(data) = envelope.data else {
         return Err(unexpected_body(response, "\"success\" is 1 but \"data\" is missing"));
     };
-    parse_vehicle(&data).map_err(|reason| unexpected_body(response, &reason))
+    parse_vehicle(data.get()).map_err(|reason| unexpected_body(response, &reason))
 }
 
 /// The reply the gateway's clients receive, in the order of its members.
@@ -222,11 +224,11 @@ pub fn reshape(vehicle: VehicleData, mut map_to_internal: impl FnMut(&str, &str)
 }
 
 /// Parses `data` into [`VehicleData`], or returns why it does not fit.
-fn parse_vehicle(data: &Value) -> Result<VehicleData, String> {
-    if !data.is_object() {
+fn parse_vehicle(data: &str) -> Result<VehicleData, String> {
+    if !data.starts_with('{') {
         return Err("\"data\" is not an object".to_string());
     }
-    VehicleData::deserialize(data).map_err(|error| format!("\"data\" does not match the documented shape: {error}"))
+    serde_json::from_str(data).map_err(|error| format!("\"data\" does not match the documented shape: {error}"))
 }
 
 /// Parses a cached `data` object (JSON text) into [`VehicleData`].

@@ -247,7 +247,7 @@ fn reshape_unmapped_code_is_null() {
 
 #[test]
 fn reshape_missing_members_are_null() {
-    let reply = reshaped(parse_vehicle(&json!({"vin": "XTA21099043765432"})).unwrap(), |_, _| None);
+    let reply = reshaped(parse_vehicle(r#"{"vin": "XTA21099043765432"}"#).unwrap(), |_, _| None);
 
     assert_eq!(reply["brand"], Value::Null);
     assert_eq!(reply["category"], Value::Null);
@@ -280,4 +280,12 @@ fn unreadable_cached_data_is_an_error() {
     let error = parse_cached(r#"{"year": "two thousand"}"#).unwrap_err();
 
     assert!(error.contains("cached data"), "{error}");
+}
+
+#[test]
+fn data_that_is_not_an_object_is_transient() {
+    let error = error_for(&response(200, &[], r#"{"success": 1, "data": ["XTA21099043765432"]}"#));
+
+    assert_eq!(error.kind, ErrorKind::TRANSIENT);
+    assert!(error.message.contains("\"data\" is not an object"), "{}", error.message);
 }
