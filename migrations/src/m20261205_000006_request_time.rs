@@ -33,15 +33,20 @@ impl MigrationTrait for Migration {
         if manager.get_database_backend() != DatabaseBackend::Sqlite {
             return Err(DbErr::Migration("the request_ts indexes are written for SQLite only".to_string()));
         }
-        manager
-            .alter_table(Table::alter().table(Messages::Table).add_column(ColumnDef::new(Messages::RequestTs).big_integer().null()).to_owned())
-            .await?;
+        // sea-orm-migration wraps a migration in a transaction on PostgreSQL only. On SQLite each
+        // step can run again instead, so a migration stopped halfway finishes on the next start.
+        if !manager.has_column("messages", "request_ts").await? {
+            manager
+                .alter_table(Table::alter().table(Messages::Table).add_column(ColumnDef::new(Messages::RequestTs).big_integer().null()).to_owned())
+                .await?;
+        }
         let connection = manager.get_connection();
         for statement in [
-            "CREATE UNIQUE INDEX ux_messages_request ON messages (client_id, request_ts, request_hash) WHERE request_ts IS NOT NULL",
-            "CREATE UNIQUE INDEX ux_messages_request_hash_unsigned ON messages (client_id, request_hash) \
+            "CREATE UNIQUE INDEX IF NOT EXISTS ux_messages_request ON messages (client_id, request_ts, request_hash) \
+             WHERE request_ts IS NOT NULL",
+            "CREATE UNIQUE INDEX IF NOT EXISTS ux_messages_request_hash_unsigned ON messages (client_id, request_hash) \
              WHERE request_ts IS NULL AND request_hash IS NOT NULL",
-            "DROP INDEX ux_messages_request_hash",
+            "DROP INDEX IF EXISTS ux_messages_request_hash",
         ] {
             connection.execute_unprepared(statement).await?;
         }
@@ -51,12 +56,15 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let connection = manager.get_connection();
         for statement in [
-            "CREATE UNIQUE INDEX ux_messages_request_hash ON messages (client_id, request_hash)",
-            "DROP INDEX ux_messages_request",
-            "DROP INDEX ux_messages_request_hash_unsigned",
+            "CREATE UNIQUE INDEX IF NOT EXISTS ux_messages_request_hash ON messages (client_id, request_hash)",
+            "DROP INDEX IF EXISTS ux_messages_request",
+            "DROP INDEX IF EXISTS ux_messages_request_hash_unsigned",
         ] {
             connection.execute_unprepared(statement).await?;
         }
-        manager.alter_table(Table::alter().table(Messages::Table).drop_column(Messages::RequestTs).to_owned()).await
+        if manager.has_column("messages", "request_ts").await? {
+            manager.alter_table(Table::alter().table(Messages::Table).drop_column(Messages::RequestTs).to_owned()).await?;
+        }
+        Ok(())
     }
 }

@@ -15,13 +15,15 @@ const CHUNK_ROWS: u64 = 100_000;
 /// Columns whose value each copy gets anew; every other column is copied from the template row.
 ///
 /// `client_seq` continues the client's dense sequence, `request_hash` gets a random 64-hex value
-/// (its unique index allows no repeats), the times count up by a millisecond per row, every
-/// third copy is read (so `list-new` pages skip read messages), and no copy has an idempotency key.
+/// (its unique index allows no repeats), the times, the signed one included, count up by a
+/// millisecond per row, every third copy is read (so `list-new` pages skip read messages), and no
+/// copy has an idempotency key.
 fn fresh_value(column: &str) -> Option<&'static str> {
     match column {
         "client_seq" => Some("template.client_seq + n.i"),
         "request_hash" => Some("lower(hex(randomblob(32)))"),
         "created_at" | "updated_at" => Some("template.created_at + n.i"),
+        "request_ts" => Some("template.request_ts + n.i"),
         "read_at" => Some("CASE WHEN (template.client_seq + n.i) % 3 = 0 THEN template.created_at + n.i END"),
         "idempotency_key" => Some("NULL"),
         _ => None,

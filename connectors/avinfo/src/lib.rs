@@ -26,8 +26,8 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remov
 /// Text that replaces the API key wherever it would appear in an error message.
 const REDACTED: &str = "***";
 
-/// The AVINFO connector: looks a vehicle up by VIN or plate, caches AVINFO's `data` object and
-/// reshapes it for the gateway's clients.
+/// The AVINFO connector: looks a vehicle up by VIN or plate, caches the vehicle data and reshapes
+/// it for the gateway's clients.
 pub struct Avinfo {
     settings: Settings,
     host: HostContext,
@@ -74,8 +74,8 @@ impl PluginConnector for Avinfo {
     /// Looks up the vehicle in `request.payload` and returns the reshaped AVINFO data.
     ///
     /// The payload is validated before any HTTP request, and a cache hit returns without one. Only
-    /// successful lookups are cached. The cache stores AVINFO's raw `data` object and the
-    /// directory mapping is applied on every reply, so a mapping change takes effect at once.
+    /// successful lookups are cached. The cache stores the vehicle data without the directory
+    /// mapping, which is applied on every reply, so a mapping change takes effect at once.
     fn send(&self, request: &SendRequest) -> Result<Reply, ConnectorError> {
         let lookup = match self.start(request)? {
             Start::Cached(reply) => return Ok(reply),
@@ -140,8 +140,8 @@ impl Avinfo {
         http_request
     }
 
-    /// Turns AVINFO's response into the reply and caches its `data` object. Errors never contain
-    /// the API key.
+    /// Turns AVINFO's response into the reply and caches its vehicle data. Errors never contain the
+    /// API key.
     fn finish(&self, lookup: &Lookup, response: Result<HttpResponse, HttpError>) -> Result<Reply, ConnectorError> {
         let response = response.map_err(|http_error| {
             let mut error = http_error.into_connector_error();

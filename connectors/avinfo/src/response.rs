@@ -233,6 +233,9 @@ fn parse_vehicle(data: &str) -> Result<VehicleData, String> {
 
 /// Parses a cached `data` object (JSON text) into [`VehicleData`].
 pub fn parse_cached(text: &str) -> Result<VehicleData, String> {
+    if !text.starts_with('{') {
+        return Err("the cached data is not an object".to_string());
+    }
     serde_json::from_str(text).map_err(|error| format!("the cached data does not match the documented shape: {error}"))
 }
 

@@ -19,7 +19,8 @@ pub struct SignedRequest {
     pub params: Params,
     /// The verified signature, used to detect repeated sends.
     pub hash: String,
-    /// The time the request was signed for (its `timestamp`), in Unix milliseconds.
+    /// The request's `timestamp` in Unix milliseconds, with a local time read as UTC. It keys
+    /// repeated requests together with `hash`, so it must not depend on the configured time zone.
     pub signed_at_ms: i64,
     pub headers: HeaderMap,
     pub language: Language,
@@ -83,7 +84,9 @@ async fn authenticate(request: Request, engine: &Arc<Engine>) -> Result<SignedRe
         return Err(ApiError::rate_limited(seconds));
     }
 
-    let signed_at_ms = at.timestamp_millis();
+    // The key of repeated requests depends on the text alone: a local time without an offset is
+    // read as UTC here, so instances with another `time_zone` still find the same request.
+    let signed_at_ms = timestamp::parse(timestamp_text, chrono_tz::UTC).unwrap_or(at).timestamp_millis();
     Ok(SignedRequest { client, hash: hash.to_ascii_lowercase(), signed_at_ms, params, headers: parts.headers, language })
 }
 
