@@ -115,7 +115,7 @@ pub fn from_form(body: &[u8]) -> Result<Vec<Param>, ParamError> {
 
 /// Decodes one name or value of a form: `+` becomes a space, then percent escapes are decoded.
 /// Returns the decoded bytes when they are not UTF-8. A lossy decoder would turn them into
-/// U+FFFD, which could not be told from a U+FFFD that the client sent.
+/// U+FFFD, which could not be distinguished from a U+FFFD that the client sent.
 fn decode_component(raw: &[u8]) -> Result<String, Vec<u8>> {
     let spaced: Cow<[u8]> = if raw.contains(&b'+') {
         Cow::Owned(raw.iter().map(|&byte| if byte == b'+' { b' ' } else { byte }).collect())
