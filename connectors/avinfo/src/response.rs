@@ -223,20 +223,23 @@ pub fn reshape(vehicle: VehicleData, mut map_to_internal: impl FnMut(&str, &str)
     serde_json::to_string(&reshaped).expect("the reply has only strings, numbers and JSON values")
 }
 
-/// Parses `data` into [`VehicleData`], or returns why it does not fit.
+/// Parses AVINFO's `data` object (JSON text) into [`VehicleData`], or returns why it does not fit.
 fn parse_vehicle(data: &str) -> Result<VehicleData, String> {
-    if !data.starts_with('{') {
-        return Err("\"data\" is not an object".to_string());
-    }
-    serde_json::from_str(data).map_err(|error| format!("\"data\" does not match the documented shape: {error}"))
+    read_vehicle(data, "\"data\"")
 }
 
 /// Parses a cached `data` object (JSON text) into [`VehicleData`].
 pub fn parse_cached(text: &str) -> Result<VehicleData, String> {
+    read_vehicle(text, "the cached data")
+}
+
+/// Reads `text` into [`VehicleData`]. It must be an object, because serde would also read the
+/// struct from an array by position. `what` names the text in the error.
+fn read_vehicle(text: &str, what: &str) -> Result<VehicleData, String> {
     if !text.starts_with('{') {
-        return Err("the cached data is not an object".to_string());
+        return Err(format!("{what} is not an object"));
     }
-    serde_json::from_str(text).map_err(|error| format!("the cached data does not match the documented shape: {error}"))
+    serde_json::from_str(text).map_err(|error| format!("{what} does not match the documented shape: {error}"))
 }
 
 /// Builds the error for an AVINFO error response.

@@ -181,8 +181,8 @@ impl PluginConnector for Testkit {
     }
 }
 
-/// A future that completes after a delay, measured by a thread of its own, so that it never
-/// blocks the thread that polls it. The plugin links no async runtime.
+/// A future that completes after a delay. A thread of its own sleeps for the delay, so polling
+/// does not block, and the plugin needs no async runtime.
 struct Timer {
     state: Arc<Mutex<(bool, Option<Waker>)>>,
 }
