@@ -75,6 +75,7 @@ library = "libuig_connector_avinfo.so"
 required = true
 concurrency = {AVINFO_CONCURRENCY}
 allowed_urls = ["{mock_url}"]
+lookups = ["vehicle"]
 
 [connectors.avinfo.settings]
 base_url = "{mock_url}"

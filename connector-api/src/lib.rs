@@ -5,11 +5,13 @@
 //! which checks the abi_stable header, this crate's interface version and the layout of every type
 //! that crosses the boundary.
 //!
-//! Evolution rules, so that plugins built against an older minor version keep loading:
-//! - [`ConnectorModule`] is a prefix type: new fields go after the last one.
-//! - [`Connector`] and [`Host`] are `#[sabi_trait]` traits: new methods go at the end, with a default.
+//! Evolution rules:
 //! - Kinds and capabilities ([`ErrorKind`], [`Capabilities`], [`RemoteState`]) are open integer
-//!   newtypes, not enums, so a new value never breaks an old reader.
+//!   newtypes, not enums, so a new value changes no layout and never breaks an old reader.
+//! - A new field of [`ConnectorModule`] or of a struct that crosses the boundary, or a new method
+//!   of [`Connector`] or [`Host`], changes a layout. abi_stable's check then rejects plugins built
+//!   before the change ("too many fields"), although the module is a prefix type, so such a change
+//!   needs a new interface minor version.
 
 // The sabi_trait macro generates impl blocks inside a const item.
 #![allow(non_local_definitions)]

@@ -199,7 +199,9 @@ pub struct Manifest {
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug)]
 pub struct SendRequest {
-    /// The ledger's message id, stable across retries: use it as an idempotency key upstream.
+    /// The ledger's message id, stable across retries: use it as an idempotency key upstream. It
+    /// is 0 for a sync send of an entity that the connector's config lists in `lookups`, which is
+    /// stored only after the call.
     pub message_id: i64,
     /// Entity the client named (`vehicle`).
     pub entity: RString,

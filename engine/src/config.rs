@@ -407,6 +407,10 @@ pub struct ConnectorConfig {
     /// Worker pools of single entities, overriding `pool` (`a7_create = "create-a7"`).
     #[serde(default)]
     pub entity_pools: BTreeMap<String, String>,
+    /// Entities whose sends only read from the external system (`["vehicle"]`). A sync send of one
+    /// calls the plugin first and is stored once, with its result. Default none.
+    #[serde(default)]
+    pub lookups: Vec<String>,
     /// The plugin's own settings, passed to it as JSON and checked by the plugin.
     #[serde(default = "empty_table")]
     pub settings: toml::Table,

@@ -16,7 +16,6 @@ use crate::db::{write_transaction, Db};
 use crate::finisher::{Finisher, Outcome, Reply};
 use crate::intake::{Intake, Pending};
 use crate::ledger::batch::{Batch, Finished};
-use crate::ledger::NewMessage;
 
 /// Maximum number of messages, of results and of claims in one transaction.
 const MAX_BATCH: usize = 256;
@@ -130,21 +129,21 @@ fn take_waiting<T>(queue: &mut mpsc::Receiver<T>, batch: &mut Vec<T>) {
 /// run last, so they can take messages stored or made due by the same batch.
 fn commit(sqlite: &rusqlite::Connection, work: Work) {
     let Work { sends, outcomes, claims } = work;
-    let mut since = Vec::with_capacity(sends.len());
-    let (messages, send_replies): (Vec<NewMessage>, Vec<_>) = sends
-        .into_iter()
-        .map(|pending| {
-            since.push(pending.idempotency_since);
-            (pending.message, pending.reply)
-        })
-        .unzip();
+    let (messages, send_replies): (Vec<_>, Vec<_>) =
+        sends.into_iter().map(|pending| ((pending.message, pending.idempotency_since, pending.result), pending.reply)).unzip();
     let (finishes, result_replies): (Vec<_>, Vec<Reply>) = outcomes.into_iter().map(Outcome::split).unzip();
     let claim_count = claims.len();
     let mut claim_replies = Vec::with_capacity(claim_count);
 
     let stored = write_transaction(sqlite, |connection| {
         let mut batch = Batch::new(connection);
-        let stored = messages.iter().zip(&since).map(|(message, since)| batch.insert(message, *since)).collect::<Result<Vec<_>, _>>()?;
+        let stored = messages
+            .iter()
+            .map(|(message, since, result)| match result {
+                None => batch.insert(message, *since),
+                Some((attempt, result)) => batch.insert_with_result(message, *since, attempt, result),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let finished = finishes.into_iter().map(|finish| batch.finish(finish)).collect::<Result<Vec<_>, _>>()?;
         let mut claimed = Vec::with_capacity(claims.len());
         for claim in claims {

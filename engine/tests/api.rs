@@ -738,16 +738,22 @@ fn concurrent_repeats_store_one_message() {
     assert_eq!(gateway.count_messages(), 1);
 }
 
+/// A repeated sync send returns the first message, both for an entity stored before the call
+/// (`echo`) and for a lookup, which is called again but stored only once.
 #[test]
 fn repeated_sync_send_is_marked_replayed() {
     let (_mock, gateway) = start();
-    let signed = gateway.sign("POST", "/sync/message/send", &[("recipient", "testkit"), ("entity", "echo"), ("message", r#"{"n":1}"#)]);
-    let send = || request(&gateway, "POST", "/sync/message/send", "", Some(("application/x-www-form-urlencoded", form(&signed))), &[]);
-    let first = send();
-    let second = send();
-    assert_eq!(first.status, 200);
-    assert_eq!(second.status, 200);
-    assert!(first.headers.get("idempotent-replayed").is_none());
-    assert_eq!(second.headers["idempotent-replayed"], "true");
-    assert_eq!(id_of(&first.body), id_of(&second.body));
+    for (entity, message) in [("echo", r#"{"n":1}"#), ("lookup", r#"{"value":1}"#)] {
+        let signed = gateway.sign("POST", "/sync/message/send", &[("recipient", "testkit"), ("entity", entity), ("message", message)]);
+        let send = || request(&gateway, "POST", "/sync/message/send", "", Some(("application/x-www-form-urlencoded", form(&signed))), &[]);
+        let first = send();
+        let second = send();
+        assert_eq!(first.status, 200, "{entity}: {}", first.body);
+        assert_eq!(second.status, 200, "{entity}: {}", second.body);
+        assert!(first.headers.get("idempotent-replayed").is_none());
+        assert_eq!(second.headers["idempotent-replayed"], "true");
+        assert_eq!(id_of(&first.body), id_of(&second.body));
+        assert_eq!(first.body, second.body, "{entity}");
+    }
+    assert_eq!(gateway.count_messages(), 2);
 }

@@ -571,3 +571,95 @@ fn async_plugin_panic_fails_message() {
     assert_eq!(body["status"], "delivered", "{body}");
     assert_eq!(body["data"], serde_json::json!({"slept_ms": 50, "async": true}));
 }
+
+/// A sync send of a lookup entity (testkit's `lookup`) calls the plugin before anything is stored,
+/// with message id 0, and stores the message once, with its result and one attempt.
+#[test]
+fn sync_lookup_is_stored_with_its_answer() {
+    let mock = Mock::start();
+    let gateway = Gateway::start(&mock);
+
+    let (status, body) = send_sync(&gateway, "testkit", "lookup", r#"{"value":"A123BC77"}"#);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "delivered");
+    assert_eq!(body["data"]["looked_up"], "A123BC77");
+    assert_eq!(body["data"]["message_id"], 0);
+    let id = body["id"].as_i64().unwrap();
+    let stored = get(&gateway, id);
+    assert_eq!(stored["data"], body["data"]);
+    assert_eq!(stored["entity"], "lookup");
+    let output = show(&gateway, id);
+    assert_eq!(attempt_lines(&output, "delivery").len(), 1, "{output}");
+
+    // A failed lookup is stored failed with its error, like any sync send: no retry.
+    for kind in ["transient", "permanent"] {
+        let (status, failed) = send_sync(&gateway, "testkit", "lookup", &format!(r#"{{"fail":"{kind}"}}"#));
+        assert_eq!(status, 200, "{failed}");
+        assert_eq!(failed["status"], "failed");
+        assert_eq!(failed["data"], Value::Null);
+        assert_eq!(failed["error"]["kind"], kind);
+        assert_eq!(failed["error"]["code"], "test_failure");
+        let output = show(&gateway, failed["id"].as_i64().unwrap());
+        assert_eq!(attempt_lines(&output, "delivery").len(), 1, "{output}");
+    }
+    assert_eq!(gateway.count_messages(), 3);
+
+    // The engine read the lookups from the loaded plugins.
+    // The log may be coloured, so the escape sequences (ESC [ ... m) are dropped first.
+    let mut log = String::new();
+    for (index, part) in gateway.log().split('\x1b').enumerate() {
+        match part.find('m') {
+            Some(end) if index > 0 && part.starts_with('[') => log.push_str(&part[end + 1..]),
+            _ => log.push_str(part),
+        }
+    }
+    let loaded = |connector: &str| log.lines().find(|line| line.contains("connector loaded") && line.contains(&format!("connector={connector} "))).unwrap_or_default().to_string();
+    assert!(loaded("testkit").contains(r#"lookups=["lookup"]"#), "{log}");
+    assert!(loaded("avinfo").contains(r#"lookups=["vehicle"]"#), "{log}");
+}
+
+/// An engine killed during two sync calls. The message of an ordinary entity was stored before the
+/// call, so the worker can finish it. The lookup stores nothing, and its client sees the request
+/// fail.
+#[test]
+fn lookup_cut_short_by_a_crash_stores_nothing() {
+    let mock = Mock::start();
+    let mut gateway = Gateway::start(&mock);
+    let pending_call = |entity: &str, message: &str| {
+        let signed = gateway.sign("POST", "/sync/message/send", &[("recipient", "testkit"), ("entity", entity), ("message", message)]);
+        let url = format!("{}/sync/message/send", gateway.url);
+        std::thread::spawn(move || {
+            let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(&signed).finish();
+            reqwest::blocking::Client::new().post(url).header("content-type", "application/x-www-form-urlencoded").body(body).send().map(|response| response.status().as_u16())
+        })
+    };
+    let lookup = pending_call("lookup", r#"{"value":"cut","sleep_ms":1500}"#);
+    let ordinary = pending_call("sleep", r#"{"ms":1500}"#);
+    std::thread::sleep(Duration::from_millis(500));
+    gateway.kill();
+    assert!(lookup.join().unwrap().is_err(), "the lookup was answered before the kill");
+    assert!(ordinary.join().unwrap().is_err(), "the ordinary send was answered before the kill");
+
+    gateway.spawn();
+    assert_eq!(gateway.count_messages(), 1);
+    let (status, listed) = gateway.call("GET", "/sync/message/list-all", &[]);
+    assert_eq!(status, 200, "{listed}");
+    let stored = get(&gateway, listed["data"][0]["id"].as_i64().unwrap());
+    assert_eq!(stored["entity"], "sleep");
+    assert_eq!(stored["status"], "processing");
+}
+
+/// A lookup that the plugin does not accept as an entity keeps the connector from loading, with a
+/// reason that names the key and the valid entities.
+#[test]
+fn unknown_lookup_entity_is_refused() {
+    let mock = Mock::start();
+    let gateway = Gateway::start_edited(&mock, GatewayOptions::default(), |text| text.replace("lookups = [\"lookup\"]", "lookups = [\"lookup\", \"vehicle\"]"));
+
+    let testkit = ready_connector(&gateway, "testkit");
+    assert_eq!(testkit["status"], "unavailable", "{testkit}");
+    let reason = testkit["reason"].as_str().unwrap();
+    assert!(reason.contains(r#"connectors.testkit.lookups names entity "vehicle""#), "{reason}");
+    assert!(reason.contains("echo, fail"), "{reason}");
+    assert_eq!(ready_connector(&gateway, "avinfo")["status"], "loaded");
+}

@@ -613,3 +613,92 @@ async fn leased_insert_claimed_after_lease() {
     assert_eq!(claimed.iter().map(|row| row.id).collect::<Vec<_>>(), [ids[0]]);
     assert_eq!(claimed[0].lease_owner.as_deref(), Some("me"));
 }
+
+/// A sync lookup is stored once, with its result and attempt (`Batch::insert_with_result`). The row
+/// and the attempt are the ones a sync send leaves after its insert and its result, for every kind
+/// of result, and a repeated request stores nothing.
+#[tokio::test]
+async fn insert_with_result_matches_two_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (two_steps, one_step) = (open(&dir.path().join("two.db")).await, open(&dir.path().join("one_step.db")).await);
+    let key = MasterKey::from_hex(&MasterKey::generate_hex()).unwrap();
+    let mut client_ids = Vec::new();
+    for db in [&two_steps, &one_step] {
+        client_ids.push(uig_engine::clients::create(db, &key, "lookup", &[], &[], None, None).await.unwrap().id);
+    }
+    assert_eq!(client_ids[0], client_ids[1]);
+    let new = |index: i64, lease: Option<(String, i64)>| NewMessage {
+        client_id: client_ids[0],
+        recipient: "avinfo".to_string(),
+        entity: "vehicle".to_string(),
+        message: format!(r#"{{"vin":"XTA2109904376543{index}"}}"#),
+        status: Status::Processing,
+        callback_url: None,
+        request_hash: Some(format!("{index:064x}")),
+        request_ts: Some(SIGNED_AT + index),
+        idempotency_key: (index == 2).then(|| "key-2".to_string()),
+        pool: "worker".to_string(),
+        lease,
+    };
+    let results = [
+        DeliveryResult::Delivered { data: r#"{"brand":"LADA"}"#.to_string() },
+        DeliveryResult::Pending { data: "null".to_string(), external_id: Some("ext-1".to_string()) },
+        DeliveryResult::Retry { error: r#"{"kind":"transient"}"#.to_string(), next_attempt_at: 9 },
+        DeliveryResult::Failed { error: r#"{"kind":"permanent"}"#.to_string() },
+    ];
+    let attempt_of = |message_id: i64, index: usize| AttemptRecord { message_id, outcome: format!("outcome-{index}"), ..attempt(message_id, "delivery", "") };
+
+    // Two steps: stored leased before the call, then the result.
+    let leased: Vec<NewMessage> = (0..4).map(|index| new(index, Some(("sync".to_string(), 60_000)))).collect();
+    let stored = ledger::insert_batch(&two_steps, &leased, 0).await.unwrap();
+    for (index, (stored, result)) in stored.iter().zip(&results).enumerate() {
+        let ledger::Stored::Created(row) = stored else { panic!("message {index} stored twice") };
+        ledger::finish_sync(&two_steps, attempt_of(row.id, index), result.clone()).await.unwrap();
+    }
+
+    // One step: stored with the result.
+    let inserted: Vec<ledger::Stored> = one_step
+        .write_batch(|connection| {
+            let mut batch = Batch::new(connection);
+            (0..4).map(|index| batch.insert_with_result(&new(index as i64, None), 0, &attempt_of(0, index), &results[index])).collect()
+        })
+        .await
+        .unwrap();
+    assert!(inserted.iter().all(|stored| matches!(stored, ledger::Stored::Created(_))));
+
+    let state = |db: Db| async move {
+        let (messages, attempts) = ledger_state(&db, 0).await;
+        let messages: Vec<message::Model> = messages.into_iter().map(|row| message::Model { created_at: 0, updated_at: 0, ..row }).collect();
+        (messages, attempts)
+    };
+    let (messages_two, attempts_two) = state(two_steps.clone()).await;
+    let (messages_one_step, attempts_one_step) = state(one_step.clone()).await;
+    assert_eq!(messages_one_step, messages_two);
+    assert_eq!(attempts_one_step, attempts_two);
+    let statuses: Vec<&str> = messages_one_step.iter().map(|row| row.status.as_str()).collect();
+    assert_eq!(statuses, ["delivered", "processing", "failed", "failed"]);
+    assert_eq!(messages_one_step[1].external_id.as_deref(), Some("ext-1"));
+    assert!(messages_one_step.iter().all(|row| row.attempts == 1 && row.lease_owner.is_none() && row.next_attempt_at.is_none()));
+    assert_eq!(attempts_one_step.iter().map(|row| row.message_id).collect::<Vec<_>>(), messages_one_step.iter().map(|row| row.id).collect::<Vec<_>>());
+
+    // A repeat by hash and one by idempotency key return the earlier messages and store no attempt.
+    let repeats: Vec<ledger::Stored> = one_step
+        .write_batch(|connection| {
+            let mut batch = Batch::new(connection);
+            let by_key = NewMessage { request_hash: Some("f".repeat(64)), ..new(2, None) };
+            [new(0, None), by_key].iter().map(|repeat| batch.insert_with_result(repeat, 0, &attempt_of(0, 9), &results[0])).collect()
+        })
+        .await
+        .unwrap();
+    let repeated_ids: Vec<i64> = repeats
+        .iter()
+        .map(|stored| match stored {
+            ledger::Stored::Existing(row) => row.id,
+            ledger::Stored::Created(row) => panic!("repeat stored as message {}", row.id),
+        })
+        .collect();
+    assert_eq!(repeated_ids, [messages_one_step[0].id, messages_one_step[2].id]);
+    let (messages_after, attempts_after) = state(one_step).await;
+    assert_eq!(messages_after, messages_one_step);
+    assert_eq!(attempts_after.len(), 4);
+}

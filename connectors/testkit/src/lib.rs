@@ -14,6 +14,11 @@
 //! - `post`: payload `{"url": "...", "idempotent": bool}` performs a POST through the host, marked
 //!   idempotent or not, and returns `{"status": N}`.
 //! - `garbage`: returns a reply whose data is not JSON, as a broken plugin might.
+//! - `lookup`: for a connector whose config lists it in `lookups`, so that a sync send calls it
+//!   before the message is stored. Payload
+//!   `{"value": ..., "sleep_ms": N, "fail": "transient"|"permanent"}`, where all members are
+//!   optional: it blocks for N milliseconds, fails when asked, and otherwise returns
+//!   `{"looked_up": <value>, "message_id": <the id it was given>}`.
 //! - `fetch_blocking`: like `fetch`. Under `async-send` it calls the blocking host HTTP inside the
 //!   future, the mistake the engine must turn into an error instead of a crash.
 //!
@@ -59,6 +64,15 @@ struct SleepPayload {
 }
 
 #[derive(Deserialize)]
+struct LookupPayload {
+    #[serde(default)]
+    value: serde_json::Value,
+    #[serde(default)]
+    sleep_ms: u64,
+    fail: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct FetchPayload {
     url: String,
 }
@@ -88,7 +102,7 @@ impl PluginConnector for Testkit {
         version: env!("CARGO_PKG_VERSION"),
         description: "test connector that echoes, fails, panics, sleeps and reports pending work",
         capabilities: CAPABILITIES,
-        entities: &["echo", "fail", "panic", "sleep", "pending", "fetch", "fetch_blocking", "post", "garbage"],
+        entities: &["echo", "fail", "panic", "sleep", "pending", "fetch", "fetch_blocking", "post", "garbage", "lookup"],
         config_schema: r#"{"type":"object","properties":{"label":{"type":"string"}},"additionalProperties":false}"#,
     };
 
@@ -138,6 +152,15 @@ impl PluginConnector for Testkit {
                 Ok(Reply::done(serde_json::json!({"status": response.status}).to_string()))
             }
             "garbage" => Ok(Reply::done("{\"unterminated\": ")),
+            "lookup" => {
+                let payload: LookupPayload = parse(&request.payload)?;
+                std::thread::sleep(Duration::from_millis(payload.sleep_ms));
+                match payload.fail.as_deref() {
+                    Some("transient") => Err(ConnectorError::new(ErrorKind::TRANSIENT, "lookup failed as asked").with_code("test_failure")),
+                    Some(_) => Err(ConnectorError::permanent("lookup failed as asked").with_code("test_failure")),
+                    None => Ok(Reply::done(serde_json::json!({"looked_up": payload.value, "message_id": request.message_id}).to_string())),
+                }
+            }
             other => Err(ConnectorError::permanent(format!("unknown entity \"{other}\"")).with_code("unknown_entity")),
         }
     }

@@ -226,7 +226,13 @@ fn check_callback(request: &SignedRequest, url: &str) -> Result<String, ApiError
 }
 
 async fn store(engine: &Engine, request: &SignedRequest, send: &SendParams, status: Status) -> Result<Stored, Rejection> {
-    let new = NewMessage {
+    let new = new_message(engine, request, send, status);
+    let since = ledger::now_ms() - IDEMPOTENCY_WINDOW_MS;
+    engine.intake.store(new, since).await.map_err(|error| storage_failure(error, request))
+}
+
+fn new_message(engine: &Engine, request: &SignedRequest, send: &SendParams, status: Status) -> NewMessage {
+    NewMessage {
         client_id: request.client.id,
         recipient: send.recipient.clone(),
         entity: send.entity.clone(),
@@ -238,9 +244,7 @@ async fn store(engine: &Engine, request: &SignedRequest, send: &SendParams, stat
         idempotency_key: send.idempotency_key.clone(),
         pool: engine.config.pool_for(&send.recipient, &send.entity),
         lease: (status == Status::Processing).then(|| (engine.instance_id.clone(), engine.config.worker.lease_seconds as i64 * 1000)),
-    };
-    let since = ledger::now_ms() - IDEMPOTENCY_WINDOW_MS;
-    engine.intake.store(new, since).await.map_err(|error| storage_failure(error, request))
+    }
 }
 
 /// `POST /async/message/send`: stores the message for the worker and returns 202.
@@ -267,7 +271,8 @@ pub async fn send_async(State(engine): State<Arc<Engine>>, request: SignedReques
     Ok(response)
 }
 
-/// `POST /sync/message/send`: stores the message, delivers it inline and returns the result.
+/// `POST /sync/message/send`: stores the message, delivers it inline and returns the result. A
+/// lookup is delivered first and stored with its result ([`send_lookup`]).
 pub async fn send_sync(State(engine): State<Arc<Engine>>, request: SignedRequest) -> ApiResult {
     let (send, connector) = read_send(&engine, &request, false).map_err(|error| Rejection(error, request.language))?;
     if let Some(open_for) = connector.breaker.open_for() {
@@ -282,6 +287,9 @@ pub async fn send_sync(State(engine): State<Arc<Engine>>, request: SignedRequest
         .field("recipient")
         .retry_after(seconds);
         return Err(Rejection(error, request.language));
+    }
+    if connector.is_lookup(&send.entity) {
+        return send_lookup(&engine, &request, &send, &connector).await;
     }
     let stored = store(&engine, &request, &send, Status::Processing).await?;
 
@@ -300,17 +308,36 @@ pub async fn send_sync(State(engine): State<Arc<Engine>>, request: SignedRequest
             engine.finisher.sync(attempt, result).await.map_err(|error| storage_failure(error, &request))?
         }
     };
+    Ok(sync_response(&message, replayed))
+}
 
+/// Sends a lookup synchronously: the plugin is called first, with `message_id` 0, and the message
+/// is stored once, with its result and attempt, in one commit. A lookup has no effect at the
+/// recipient, so nothing needs a record before the call: if the engine dies during it, the client
+/// sees its request fail and repeats it. A repeated request calls the plugin again and returns
+/// the earlier message, and the new result is not stored.
+async fn send_lookup(engine: &Engine, request: &SignedRequest, send: &SendParams, connector: &ConnectorHandle) -> ApiResult {
+    let send_request = SendRequest { message_id: 0, entity: send.entity.as_str().into(), payload: send.message.as_str().into(), attempt: 1 };
+    let (attempt, result) = delivery::attempt_send(connector, send_request, 1, i64::MAX).await;
+    let new = new_message(engine, request, send, Status::Processing);
+    let since = ledger::now_ms() - IDEMPOTENCY_WINDOW_MS;
+    let stored = engine.intake.store_with_result(new, since, attempt, result).await.map_err(|error| storage_failure(error, request))?;
+    let replayed = matches!(stored, Stored::Existing(_));
+    let (Stored::Created(message) | Stored::Existing(message)) = stored;
+    Ok(sync_response(&message, replayed))
+}
+
+fn sync_response(message: &message::Model, replayed: bool) -> Response {
     let body = MessageBody {
         data: Some(StoredJson(&message.data)),
         error: message.error.is_some().then_some(StoredJson(&message.error)),
-        ..MessageBody::summary(&message)
+        ..MessageBody::summary(message)
     };
     let mut response = body.into_response(StatusCode::OK);
     if replayed {
         response.headers_mut().insert("idempotent-replayed", axum::http::HeaderValue::from_static("true"));
     }
-    Ok(response)
+    response
 }
 
 fn read_list_query(request: &SignedRequest, unread_only: bool) -> Result<ListQuery, ApiError> {

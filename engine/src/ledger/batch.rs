@@ -131,6 +131,21 @@ impl<'c> Batch<'c> {
     /// `idempotency_since`) or request hash, as [`super::insert_message`] does. Messages stored
     /// earlier in this batch count as sent before.
     pub fn insert(&mut self, new: &NewMessage, idempotency_since: i64) -> rusqlite::Result<Stored> {
+        self.insert_with(new, idempotency_since, None)
+    }
+
+    /// Stores a message whose one attempt has already run (a sync lookup, sent before it is
+    /// stored) with that attempt's result and attempt row, unless it repeats an earlier request as
+    /// in [`Batch::insert`]. A repeat keeps the earlier message, and this attempt is not stored.
+    pub fn insert_with_result(&mut self, new: &NewMessage, idempotency_since: i64, attempt: &AttemptRecord, result: &DeliveryResult) -> rusqlite::Result<Stored> {
+        let stored = self.insert_with(new, idempotency_since, Some(Change::of(result, true)))?;
+        if let Stored::Created(message) = &stored {
+            self.insert_attempt(AttemptRecord { message_id: message.id, ..attempt.clone() })?;
+        }
+        Ok(stored)
+    }
+
+    fn insert_with(&mut self, new: &NewMessage, idempotency_since: i64, result_change: Option<Change>) -> rusqlite::Result<Stored> {
         if let Some(existing) = self.find_repeat(new, idempotency_since)? {
             return Ok(Stored::Existing(existing));
         }
@@ -143,9 +158,10 @@ impl<'c> Batch<'c> {
         let mut insert = self.connection.prepare_cached(concat!(
             "INSERT INTO messages (client_id, client_seq, direction, recipient, entity, message, status, attempts, \
              next_attempt_at, lease_owner, lease_until, callback_url, callback_attempts, request_hash, request_ts, \
-             idempotency_key, created_at, updated_at, pool) \
-             VALUES (:client_id, :client_seq, 'outbound', :recipient, :entity, :message, :status, 0, :next_attempt_at, \
-             :lease_owner, :lease_until, :callback_url, 0, :request_hash, :request_ts, :idempotency_key, :now, :now, :pool) \
+             idempotency_key, created_at, updated_at, pool, data, error, external_id) \
+             VALUES (:client_id, :client_seq, 'outbound', :recipient, :entity, :message, :status, :attempts, :next_attempt_at, \
+             :lease_owner, :lease_until, :callback_url, 0, :request_hash, :request_ts, :idempotency_key, :now, :now, :pool, \
+             :data, :error, :external_id) \
              RETURNING ",
             message_columns!()
         ))?;
@@ -156,10 +172,14 @@ impl<'c> Batch<'c> {
                 ":recipient": new.recipient,
                 ":entity": new.entity,
                 ":message": new.message,
-                ":status": new.status.as_str(),
-                ":next_attempt_at": new.next_attempt_at(now),
-                ":lease_owner": new.lease.as_ref().map(|(owner, _)| owner.as_str()),
-                ":lease_until": new.lease.as_ref().map(|(_, length_ms)| now + length_ms),
+                ":status": result_change.as_ref().map_or(new.status, |change| change.status).as_str(),
+                ":attempts": i32::from(result_change.is_some()),
+                ":next_attempt_at": if result_change.is_some() { None } else { new.next_attempt_at(now) },
+                ":lease_owner": new.lease.as_ref().filter(|_| result_change.is_none()).map(|(owner, _)| owner.as_str()),
+                ":lease_until": new.lease.as_ref().filter(|_| result_change.is_none()).map(|(_, length_ms)| now + length_ms),
+                ":data": result_change.as_ref().and_then(|change| change.data),
+                ":error": result_change.as_ref().and_then(|change| change.error.flatten()),
+                ":external_id": result_change.as_ref().and_then(|change| change.external_id.flatten()),
                 ":callback_url": new.callback_url,
                 ":request_hash": new.request_hash,
                 ":request_ts": new.request_ts,

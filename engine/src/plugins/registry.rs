@@ -20,6 +20,9 @@ use crate::directory::DirectoryMap;
 pub struct ConnectorHandle {
     pub name: String,
     pub manifest: Manifest,
+    /// Entities whose sync sends are lookups (`lookups` in the config): called first, then stored
+    /// once with the result.
+    pub lookups: Vec<String>,
     pub config: ConnectorConfig,
     connector: Arc<ConnectorBox>,
     permits: Arc<Semaphore>,
@@ -106,6 +109,7 @@ impl Connectors {
                         plugin = %handle.manifest.name,
                         version = %handle.manifest.version,
                         capabilities = ?handle.manifest.capabilities.names(),
+                        lookups = ?handle.lookups,
                         "connector loaded"
                     );
                     connectors.loaded.insert(name.clone(), Arc::new(handle));
@@ -198,6 +202,14 @@ fn load_one(config: &Config, name: &str, connector_config: &ConnectorConfig, hos
     let path = config.library_path(connector_config);
     let module = load_connector_module(&path).map_err(|error| error.to_string())?;
     let manifest = (module.manifest())();
+    if let Some(unknown) = connector_config.lookups.iter().find(|lookup| !manifest.entities.iter().any(|entity| entity.as_str() == lookup.as_str())) {
+        let entities: Vec<&str> = manifest.entities.iter().map(|entity| entity.as_str()).collect();
+        return Err(format!(
+            "connectors.{name}.lookups names entity \"{unknown}\", which plugin {} does not accept: use some of {}",
+            path.display(),
+            entities.join(", ")
+        ));
+    }
 
     let settings = serde_json::to_string(&connector_config.settings).map_err(|error| format!("settings cannot be passed to the plugin: {error}"))?;
     let host = Host_TO::from_ptr(RArc::new(host), TD_Opaque);
@@ -208,6 +220,7 @@ fn load_one(config: &Config, name: &str, connector_config: &ConnectorConfig, hos
     Ok(ConnectorHandle {
         name: name.to_string(),
         manifest,
+        lookups: connector_config.lookups.clone(),
         config: connector_config.clone(),
         connector: Arc::new(connector),
         permits: Arc::new(Semaphore::new(connector_config.concurrency)),
@@ -224,6 +237,12 @@ impl ConnectorHandle {
     /// Reports whether the plugin declares `entity`.
     pub fn accepts_entity(&self, entity: &str) -> bool {
         self.manifest.entities.iter().any(|declared| declared.as_str() == entity)
+    }
+
+    /// Reports whether a send of `entity` only reads from the external system, so a sync send
+    /// calls the plugin before its message is stored.
+    pub fn is_lookup(&self, entity: &str) -> bool {
+        self.lookups.iter().any(|lookup| lookup == entity)
     }
 
     /// Entities the plugin declares, for error messages.

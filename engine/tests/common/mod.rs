@@ -207,12 +207,12 @@ pub fn config_text(dir: &Path, port: u16, mock_url: &str, options: &GatewayOptio
     );
     if options.avinfo {
         text.push_str(&format!(
-            "[connectors.avinfo]\nlibrary = \"libuig_connector_avinfo.so\"\nrequired = true\nallowed_urls = [\"{mock_url}\"]\ndeadline_ms = 10000\nmax_attempts = 3\n\n[connectors.avinfo.retry]\ninitial_backoff_ms = 200\nmax_backoff_ms = 1000\n\n[connectors.avinfo.settings]\nbase_url = \"{mock_url}\"\napi_key = \"demo-avinfo-key\"\ncache_ttl_seconds = 3600\n\n"
+            "[connectors.avinfo]\nlibrary = \"libuig_connector_avinfo.so\"\nrequired = true\nlookups = [\"vehicle\"]\nallowed_urls = [\"{mock_url}\"]\ndeadline_ms = 10000\nmax_attempts = 3\n\n[connectors.avinfo.retry]\ninitial_backoff_ms = 200\nmax_backoff_ms = 1000\n\n[connectors.avinfo.settings]\nbase_url = \"{mock_url}\"\napi_key = \"demo-avinfo-key\"\ncache_ttl_seconds = 3600\n\n"
         ));
     }
     if options.testkit {
         text.push_str(&format!(
-            "[connectors.testkit]\nlibrary = \"libuig_connector_testkit.so\"\nallowed_urls = [\"{mock_url}\"]\ndeadline_ms = 2000\nconcurrency = 4\nmax_attempts = 3\n\n[connectors.testkit.retry]\ninitial_backoff_ms = 200\nmax_backoff_ms = 1000\n\n"
+            "[connectors.testkit]\nlibrary = \"libuig_connector_testkit.so\"\nlookups = [\"lookup\"]\nallowed_urls = [\"{mock_url}\"]\ndeadline_ms = 2000\nconcurrency = 4\nmax_attempts = 3\n\n[connectors.testkit.retry]\ninitial_backoff_ms = 200\nmax_backoff_ms = 1000\n\n"
         ));
     }
     text.push_str(&options.extra_config);
