@@ -2,6 +2,7 @@
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::MigratorTrait;
+use uig_engine::crypto::MasterKey;
 use uig_engine::db::Db;
 use uig_migrations::Migrator;
 
@@ -32,9 +33,54 @@ async fn request_time_migration_finishes_after_a_stop() {
     assert_eq!(indexes(&db, "ux_messages_request").await, ["ux_messages_request", "ux_messages_request_hash_unsigned"]);
     assert!(Migrator::get_pending_migrations(&db.writer).await.unwrap().is_empty());
 
-    // Down and up again leave the same indexes.
-    Migrator::down(&db.writer, Some(1)).await.unwrap();
+    // Down and up again leave the same indexes. Migration 7 goes down first.
+    Migrator::down(&db.writer, Some(2)).await.unwrap();
     assert_eq!(indexes(&db, "ux_messages_request").await, ["ux_messages_request_hash"]);
     Migrator::up(&db.writer, None).await.unwrap();
     assert_eq!(indexes(&db, "ux_messages_request").await, ["ux_messages_request", "ux_messages_request_hash_unsigned"]);
+}
+
+/// Returns the details of SQLite's query plan for `sql`.
+async fn plan(db: &Db, sql: &str) -> String {
+    let rows = db.writer.query_all(Statement::from_string(DbBackend::Sqlite, format!("EXPLAIN QUERY PLAN {sql}"))).await.unwrap();
+    rows.iter().map(|row| row.try_get_by_index::<String>(3).unwrap()).collect::<Vec<_>>().join("; ")
+}
+
+/// After migration 7 the idempotency key and the callback state have partial indexes. They serve
+/// the key lookup and the callback claim, the key stays unique per client, and messages without
+/// a key or callback are left out of them.
+#[tokio::test]
+async fn partial_indexes_serve_their_lookups() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}", dir.path().join("partial.db").display())).await.unwrap();
+    Migrator::up(&db.writer, Some(6)).await.unwrap();
+    let key = MasterKey::from_hex(&MasterKey::generate_hex()).unwrap();
+    let client_id = uig_engine::clients::create(&db, &key, "partial", &[], &[], None, None).await.unwrap().id;
+    let insert = |seq: i64, idempotency_key: &str, callback_state: &str| {
+        format!(
+            "INSERT INTO messages (client_id, client_seq, direction, recipient, entity, message, status, idempotency_key, \
+             callback_state, callback_next_at, created_at, updated_at, pool) \
+             VALUES ({client_id}, {seq}, 'outbound', 'testkit', 'echo', '{{}}', 'delivered', {idempotency_key}, {callback_state}, 5, 1, 1, 'worker')"
+        )
+    };
+    db.writer.execute_unprepared(&insert(1, "'key-1'", "'pending'")).await.unwrap();
+    db.writer.execute_unprepared(&insert(2, "NULL", "NULL")).await.unwrap();
+
+    Migrator::up(&db.writer, None).await.unwrap();
+    assert_eq!(indexes(&db, "ux_messages_idempotency").await, ["ux_messages_idempotency_key_nonnull"]);
+    assert_eq!(indexes(&db, "ix_messages_callback").await, ["ix_messages_callback_due_nonnull"]);
+
+    let by_key = plan(&db, &format!("SELECT id FROM messages WHERE client_id = {client_id} AND idempotency_key = 'key-1' AND created_at >= 0")).await;
+    assert!(by_key.contains("ux_messages_idempotency_key_nonnull"), "{by_key}");
+    let due = plan(&db, "SELECT id FROM messages WHERE callback_state = 'pending' AND callback_next_at <= 10 ORDER BY callback_next_at LIMIT 5").await;
+    assert!(due.contains("ix_messages_callback_due_nonnull"), "{due}");
+
+    let repeat = db.writer.execute_unprepared(&insert(3, "'key-1'", "NULL")).await.unwrap_err();
+    assert!(repeat.to_string().contains("UNIQUE constraint failed"), "{repeat}");
+    db.writer.execute_unprepared(&insert(4, "NULL", "NULL")).await.unwrap();
+    let entries = |index: &str| format!("SELECT count(*) FROM messages INDEXED BY {index} WHERE {}", if index.starts_with("ux") { "idempotency_key IS NOT NULL" } else { "callback_state IS NOT NULL" });
+    for index in ["ux_messages_idempotency_key_nonnull", "ix_messages_callback_due_nonnull"] {
+        let row = db.writer.query_one(Statement::from_string(DbBackend::Sqlite, entries(index))).await.unwrap().unwrap();
+        assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 1, "{index}");
+    }
 }

@@ -11,6 +11,7 @@ mod m20261204_000003_client_secrets;
 mod m20261204_000004_unread_counts;
 mod m20261205_000005_lease_due_time;
 mod m20261205_000006_request_time;
+mod m20261205_000007_partial_indexes;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000004_unread_counts::Migration),
             Box::new(m20261205_000005_lease_due_time::Migration),
             Box::new(m20261205_000006_request_time::Migration),
+            Box::new(m20261205_000007_partial_indexes::Migration),
         ]
     }
 }
