@@ -154,41 +154,73 @@ impl<'c> Batch<'c> {
             None => self.last_sequence(new.client_id)? + 1,
         };
 
+        // The stored row is built here from the values bound below, instead of read back with
+        // RETURNING, which makes SQLite copy each inserted row into a temporary table.
         let now = now_ms();
-        let mut insert = self.connection.prepare_cached(concat!(
+        let mut row = message::Model {
+            id: 0,
+            client_id: new.client_id,
+            client_seq: seq,
+            direction: "outbound".to_string(),
+            recipient: new.recipient.clone(),
+            entity: new.entity.clone(),
+            message: new.message.clone(),
+            status: result_change.as_ref().map_or(new.status, |change| change.status).as_str().to_string(),
+            data: result_change.as_ref().and_then(|change| change.data).map(str::to_string),
+            error: result_change.as_ref().and_then(|change| change.error.flatten()).map(str::to_string),
+            external_id: result_change.as_ref().and_then(|change| change.external_id.flatten()).map(str::to_string),
+            attempts: i32::from(result_change.is_some()),
+            next_attempt_at: if result_change.is_some() { None } else { new.next_attempt_at(now) },
+            lease_owner: new.lease.as_ref().filter(|_| result_change.is_none()).map(|(owner, _)| owner.clone()),
+            lease_until: new.lease.as_ref().filter(|_| result_change.is_none()).map(|(_, length_ms)| now + length_ms),
+            callback_url: new.callback_url.clone(),
+            callback_state: None,
+            callback_attempts: 0,
+            callback_next_at: None,
+            request_hash: new.request_hash.clone(),
+            idempotency_key: new.idempotency_key.clone(),
+            read_at: None,
+            created_at: now,
+            updated_at: now,
+            pool: new.pool.clone(),
+            request_ts: new.request_ts,
+        };
+        let mut insert = self.connection.prepare_cached(
             "INSERT INTO messages (client_id, client_seq, direction, recipient, entity, message, status, attempts, \
              next_attempt_at, lease_owner, lease_until, callback_url, callback_attempts, request_hash, request_ts, \
              idempotency_key, created_at, updated_at, pool, data, error, external_id) \
-             VALUES (:client_id, :client_seq, 'outbound', :recipient, :entity, :message, :status, :attempts, :next_attempt_at, \
-             :lease_owner, :lease_until, :callback_url, 0, :request_hash, :request_ts, :idempotency_key, :now, :now, :pool, \
-             :data, :error, :external_id) \
-             RETURNING ",
-            message_columns!()
-        ))?;
-        let row = insert.query_row(
-            named_params! {
-                ":client_id": new.client_id,
-                ":client_seq": seq,
-                ":recipient": new.recipient,
-                ":entity": new.entity,
-                ":message": new.message,
-                ":status": result_change.as_ref().map_or(new.status, |change| change.status).as_str(),
-                ":attempts": i32::from(result_change.is_some()),
-                ":next_attempt_at": if result_change.is_some() { None } else { new.next_attempt_at(now) },
-                ":lease_owner": new.lease.as_ref().filter(|_| result_change.is_none()).map(|(owner, _)| owner.as_str()),
-                ":lease_until": new.lease.as_ref().filter(|_| result_change.is_none()).map(|(_, length_ms)| now + length_ms),
-                ":data": result_change.as_ref().and_then(|change| change.data),
-                ":error": result_change.as_ref().and_then(|change| change.error.flatten()),
-                ":external_id": result_change.as_ref().and_then(|change| change.external_id.flatten()),
-                ":callback_url": new.callback_url,
-                ":request_hash": new.request_hash,
-                ":request_ts": new.request_ts,
-                ":idempotency_key": new.idempotency_key,
-                ":now": now,
-                ":pool": new.pool,
-            },
-            message_row,
-        );
+             VALUES (:client_id, :client_seq, :direction, :recipient, :entity, :message, :status, :attempts, :next_attempt_at, \
+             :lease_owner, :lease_until, :callback_url, :callback_attempts, :request_hash, :request_ts, :idempotency_key, \
+             :created_at, :updated_at, :pool, :data, :error, :external_id)",
+        )?;
+        let inserted = insert.execute(named_params! {
+            ":client_id": row.client_id,
+            ":client_seq": row.client_seq,
+            ":direction": row.direction,
+            ":recipient": row.recipient,
+            ":entity": row.entity,
+            ":message": row.message,
+            ":status": row.status,
+            ":attempts": row.attempts,
+            ":next_attempt_at": row.next_attempt_at,
+            ":lease_owner": row.lease_owner,
+            ":lease_until": row.lease_until,
+            ":callback_url": row.callback_url,
+            ":callback_attempts": row.callback_attempts,
+            ":request_hash": row.request_hash,
+            ":request_ts": row.request_ts,
+            ":idempotency_key": row.idempotency_key,
+            ":created_at": row.created_at,
+            ":updated_at": row.updated_at,
+            ":pool": row.pool,
+            ":data": row.data,
+            ":error": row.error,
+            ":external_id": row.external_id,
+        });
+        let row = inserted.map(|_| {
+            row.id = self.connection.last_insert_rowid();
+            row
+        });
         match row {
             Ok(row) => {
                 self.next_seq.insert(new.client_id, seq + 1);
