@@ -42,7 +42,9 @@ fn method(sizes: Sizes) -> String {
   responds with 402 after 1,000 paid lookups until `POST /_mock/reset`. So these loads, and the
   peers' loads, run in rounds of 900 requests with an untimed reset before each. Each round ends
   with fewer requests in flight than connections, which lowers req/s a little compared with one
-  long load. The cache-hit row sends one VIN for {seconds} s.
+  long load. The cache-hit row sends one VIN for {seconds} s. The gateway's config lists AVINFO's
+  `vehicle` in `lookups`, as `examples/uig.toml` does, so each sync send is stored once, with its
+  result, after the plugin call.
 - **e2e.** {e2e} signed async sends with a callback URL at the mock's sink, with the worker on.
   The time runs from the first send until the sink's count, read every 20 ms, reaches the number
   of messages. The messages cycle through at most 800 VINs, so the later lookups are plugin
