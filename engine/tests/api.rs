@@ -738,6 +738,27 @@ fn concurrent_repeats_store_one_message() {
     assert_eq!(gateway.count_messages(), 1);
 }
 
+/// A lookup repeated with the same `Idempotency-Key` and another message calls the plugin again,
+/// but returns the first message with its stored result, not the new call's.
+#[test]
+fn lookup_repeated_by_key_returns_first_result() {
+    let (_mock, gateway) = start();
+    let send = |value: &str| {
+        let message = format!(r#"{{"value":"{value}"}}"#);
+        let signed = gateway.sign("POST", "/sync/message/send", &[("recipient", "testkit"), ("entity", "lookup"), ("message", message.as_str())]);
+        let body = Some(("application/x-www-form-urlencoded", form(&signed)));
+        request(&gateway, "POST", "/sync/message/send", "", body, &[("idempotency-key", "lookup-key-1")])
+    };
+    let first = send("first");
+    let second = send("second");
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(second.headers["idempotent-replayed"], "true");
+    assert_eq!(id_of(&second.body), id_of(&first.body));
+    assert_eq!(second.body["data"]["looked_up"], "first");
+    assert_eq!(gateway.count_messages(), 1);
+}
+
 /// A repeated sync send returns the first message, both for an entity stored before the call
 /// (`echo`) and for a lookup, which is called again but stored only once.
 #[test]

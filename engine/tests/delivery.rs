@@ -573,9 +573,10 @@ fn async_plugin_panic_fails_message() {
 }
 
 /// A sync send of a lookup entity (testkit's `lookup`) calls the plugin before anything is stored,
-/// with message id 0, and stores the message once, with its result and one attempt.
+/// with message id 0, and stores the message once, with its result and one attempt. An async send
+/// of the same entity goes through the worker as before.
 #[test]
-fn sync_lookup_is_stored_with_its_answer() {
+fn sync_lookup_is_stored_with_its_result() {
     let mock = Mock::start();
     let gateway = Gateway::start(&mock);
 
@@ -603,6 +604,11 @@ fn sync_lookup_is_stored_with_its_answer() {
         assert_eq!(attempt_lines(&output, "delivery").len(), 1, "{output}");
     }
     assert_eq!(gateway.count_messages(), 3);
+
+    // An async send of a lookup entity is stored first and delivered by the worker with its id.
+    let queued = send_async(&gateway, "testkit", "lookup", r#"{"value":"async"}"#, None);
+    let delivered = gateway.wait_status(queued, &["delivered"], WAIT);
+    assert_eq!(delivered["data"]["message_id"], queued);
 
     // The engine read the lookups from the loaded plugins.
     // The log may be coloured, so the escape sequences (ESC [ ... m) are dropped first.
@@ -652,7 +658,7 @@ fn lookup_cut_short_by_a_crash_stores_nothing() {
 /// A lookup that the plugin does not accept as an entity keeps the connector from loading, with a
 /// reason that names the key and the valid entities.
 #[test]
-fn unknown_lookup_entity_is_refused() {
+fn unknown_lookup_entity_is_rejected() {
     let mock = Mock::start();
     let gateway = Gateway::start_edited(&mock, GatewayOptions::default(), |text| text.replace("lookups = [\"lookup\"]", "lookups = [\"lookup\", \"vehicle\"]"));
 

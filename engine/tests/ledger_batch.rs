@@ -657,15 +657,23 @@ async fn insert_with_result_matches_two_steps() {
         ledger::finish_sync(&two_steps, attempt_of(row.id, index), result.clone()).await.unwrap();
     }
 
-    // One step: stored with the result.
+    // One step: stored with the result. The API passes the lease of a sync send here too, and the
+    // result must drop it.
     let inserted: Vec<ledger::Stored> = one_step
         .write_batch(|connection| {
             let mut batch = Batch::new(connection);
-            (0..4).map(|index| batch.insert_with_result(&new(index as i64, None), 0, &attempt_of(0, index), &results[index])).collect()
+            (0..4)
+                .map(|index| batch.insert_with_result(&new(index as i64, Some(("sync".to_string(), 60_000))), 0, &attempt_of(0, index), &results[index]))
+                .collect()
         })
         .await
         .unwrap();
-    assert!(inserted.iter().all(|stored| matches!(stored, ledger::Stored::Created(_))));
+    // The returned rows are the stored ones, column by column.
+    for stored in &inserted {
+        let ledger::Stored::Created(row) = stored else { panic!("a new request was taken for a repeat") };
+        let read_back = ledger::find(&one_step, row.id).await.unwrap().unwrap();
+        assert_eq!(row, &read_back);
+    }
 
     let state = |db: Db| async move {
         let (messages, attempts) = ledger_state(&db, 0).await;

@@ -69,6 +69,10 @@ async fn partial_indexes_serve_their_lookups() {
     Migrator::up(&db.writer, None).await.unwrap();
     assert_eq!(indexes(&db, "ux_messages_idempotency").await, ["ux_messages_idempotency_key_nonnull"]);
     assert_eq!(indexes(&db, "ix_messages_callback").await, ["ix_messages_callback_due_nonnull"]);
+    let partial_sql = "SELECT count(*) FROM pragma_index_list('messages') \
+         WHERE name IN ('ux_messages_idempotency_key_nonnull', 'ix_messages_callback_due_nonnull') AND partial = 1";
+    let partial = db.writer.query_one(Statement::from_string(DbBackend::Sqlite, partial_sql)).await.unwrap().unwrap();
+    assert_eq!(partial.try_get_by_index::<i64>(0).unwrap(), 2, "both new indexes are partial");
 
     let by_key = plan(&db, &format!("SELECT id FROM messages WHERE client_id = {client_id} AND idempotency_key = 'key-1' AND created_at >= 0")).await;
     assert!(by_key.contains("ux_messages_idempotency_key_nonnull"), "{by_key}");

@@ -324,6 +324,10 @@ async fn send_lookup(engine: &Engine, request: &SignedRequest, send: &SendParams
     let stored = engine.intake.store_with_result(new, since, attempt, result).await.map_err(|error| storage_failure(error, request))?;
     let replayed = matches!(stored, Stored::Existing(_));
     let (Stored::Created(message) | Stored::Existing(message)) = stored;
+    if !replayed && message.status == Status::Failed.as_str() {
+        // The attempt's own warning ran before the message had an id.
+        tracing::warn!(message_id = message.id, connector = %connector.name, "sync lookup failed and is stored as failed");
+    }
     Ok(sync_response(&message, replayed))
 }
 

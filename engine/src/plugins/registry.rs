@@ -20,9 +20,6 @@ use crate::directory::DirectoryMap;
 pub struct ConnectorHandle {
     pub name: String,
     pub manifest: Manifest,
-    /// Entities whose sync sends are lookups (`lookups` in the config): called first, then stored
-    /// once with the result.
-    pub lookups: Vec<String>,
     pub config: ConnectorConfig,
     connector: Arc<ConnectorBox>,
     permits: Arc<Semaphore>,
@@ -109,7 +106,7 @@ impl Connectors {
                         plugin = %handle.manifest.name,
                         version = %handle.manifest.version,
                         capabilities = ?handle.manifest.capabilities.names(),
-                        lookups = ?handle.lookups,
+                        lookups = ?handle.config.lookups,
                         "connector loaded"
                     );
                     connectors.loaded.insert(name.clone(), Arc::new(handle));
@@ -205,7 +202,7 @@ fn load_one(config: &Config, name: &str, connector_config: &ConnectorConfig, hos
     if let Some(unknown) = connector_config.lookups.iter().find(|lookup| !manifest.entities.iter().any(|entity| entity.as_str() == lookup.as_str())) {
         let entities: Vec<&str> = manifest.entities.iter().map(|entity| entity.as_str()).collect();
         return Err(format!(
-            "connectors.{name}.lookups names entity \"{unknown}\", which plugin {} does not accept: use some of {}",
+            "connectors.{name}.lookups names entity \"{unknown}\", which plugin {} does not accept: valid entities are {}",
             path.display(),
             entities.join(", ")
         ));
@@ -220,7 +217,6 @@ fn load_one(config: &Config, name: &str, connector_config: &ConnectorConfig, hos
     Ok(ConnectorHandle {
         name: name.to_string(),
         manifest,
-        lookups: connector_config.lookups.clone(),
         config: connector_config.clone(),
         connector: Arc::new(connector),
         permits: Arc::new(Semaphore::new(connector_config.concurrency)),
@@ -242,7 +238,7 @@ impl ConnectorHandle {
     /// Reports whether a send of `entity` only reads from the external system, so a sync send
     /// calls the plugin before its message is stored.
     pub fn is_lookup(&self, entity: &str) -> bool {
-        self.lookups.iter().any(|lookup| lookup == entity)
+        self.config.lookups.iter().any(|lookup| lookup == entity)
     }
 
     /// Entities the plugin declares, for error messages.

@@ -188,6 +188,8 @@ concurrency = {SLOW_POOL}
 library = "{AVINFO_LIBRARY}"
 required = true
 allowed_urls = ["{mock_url}"]
+# The sync sends take the lookup path (stored once, after the call), as in examples/uig.toml.
+lookups = ["vehicle"]
 deadline_ms = 5000
 max_attempts = 3
 
