@@ -1,5 +1,7 @@
 //! The `uig` binary.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -9,7 +11,12 @@ async fn main() {
     let json_logs = std::env::var("UIG_LOG_FORMAT").is_ok_and(|format| format == "json");
     // A log line that cannot be written (stderr on a full disk) is dropped: reporting the failure
     // would itself write to stderr, and a panic there would kill the task that was logging.
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
+    // Colours go to a terminal only, so a log file or journal gets no escape sequences.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false);
     if json_logs {
         builder.json().init();
     } else {

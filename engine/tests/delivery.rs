@@ -610,16 +610,13 @@ fn sync_lookup_is_stored_with_its_result() {
     let delivered = gateway.wait_status(queued, &["delivered"], WAIT);
     assert_eq!(delivered["data"]["message_id"], queued);
 
-    // The engine read the lookups from the loaded plugins.
-    // The log may be coloured, so the escape sequences (ESC [ ... m) are dropped first.
-    let mut log = String::new();
-    for (index, part) in gateway.log().split('\x1b').enumerate() {
-        match part.find('m') {
-            Some(end) if index > 0 && part.starts_with('[') => log.push_str(&part[end + 1..]),
-            _ => log.push_str(part),
-        }
-    }
-    let loaded = |connector: &str| log.lines().find(|line| line.contains("connector loaded") && line.contains(&format!("connector={connector} "))).unwrap_or_default().to_string();
+    // The engine read the lookups from the loaded plugins. The log is a file, so it has no colours.
+    let log = gateway.log();
+    assert!(!log.contains('\x1b'), "the log file contains terminal escape sequences");
+    let loaded = |connector: &str| {
+        let name = format!("connector={connector} ");
+        log.lines().find(|line| line.contains("connector loaded") && line.contains(&name)).unwrap_or_default()
+    };
     assert!(loaded("testkit").contains(r#"lookups=["lookup"]"#), "{log}");
     assert!(loaded("avinfo").contains(r#"lookups=["vehicle"]"#), "{log}");
 }

@@ -156,8 +156,8 @@ impl PluginConnector for Testkit {
                 let payload: LookupPayload = parse(&request.payload)?;
                 std::thread::sleep(Duration::from_millis(payload.sleep_ms));
                 match payload.fail.as_deref() {
-                    Some("transient") => Err(ConnectorError::new(ErrorKind::TRANSIENT, "lookup failed as asked").with_code("test_failure")),
-                    Some(_) => Err(ConnectorError::permanent("lookup failed as asked").with_code("test_failure")),
+                    Some("transient") => Err(ConnectorError::new(ErrorKind::TRANSIENT, "lookup failed as requested").with_code("test_failure")),
+                    Some(_) => Err(ConnectorError::permanent("lookup failed as requested").with_code("test_failure")),
                     None => Ok(Reply::done(serde_json::json!({"looked_up": payload.value, "message_id": request.message_id}).to_string())),
                 }
             }

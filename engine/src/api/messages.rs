@@ -227,8 +227,12 @@ fn check_callback(request: &SignedRequest, url: &str) -> Result<String, ApiError
 
 async fn store(engine: &Engine, request: &SignedRequest, send: &SendParams, status: Status) -> Result<Stored, Rejection> {
     let new = new_message(engine, request, send, status);
-    let since = ledger::now_ms() - IDEMPOTENCY_WINDOW_MS;
-    engine.intake.store(new, since).await.map_err(|error| storage_failure(error, request))
+    engine.intake.store(new, idempotency_since()).await.map_err(|error| storage_failure(error, request))
+}
+
+/// The oldest creation time of a message whose idempotency key still counts as a repeat.
+fn idempotency_since() -> i64 {
+    ledger::now_ms() - IDEMPOTENCY_WINDOW_MS
 }
 
 fn new_message(engine: &Engine, request: &SignedRequest, send: &SendParams, status: Status) -> NewMessage {
@@ -312,16 +316,15 @@ pub async fn send_sync(State(engine): State<Arc<Engine>>, request: SignedRequest
 }
 
 /// Sends a lookup synchronously: the plugin is called first, with `message_id` 0, and the message
-/// is stored once, with its result and attempt, in one commit. A lookup has no effect at the
-/// recipient, so nothing needs a record before the call: if the engine dies during it, the client
+/// is stored once, with its result and attempt, in one commit. A lookup changes nothing at the
+/// recipient, so nothing needs a record before the call. If the engine dies during it, the client
 /// sees its request fail and repeats it. A repeated request calls the plugin again and returns
 /// the earlier message, and the new result is not stored.
 async fn send_lookup(engine: &Engine, request: &SignedRequest, send: &SendParams, connector: &ConnectorHandle) -> ApiResult {
     let send_request = SendRequest { message_id: 0, entity: send.entity.as_str().into(), payload: send.message.as_str().into(), attempt: 1 };
     let (attempt, result) = delivery::attempt_send(connector, send_request, 1, i64::MAX).await;
     let new = new_message(engine, request, send, Status::Processing);
-    let since = ledger::now_ms() - IDEMPOTENCY_WINDOW_MS;
-    let stored = engine.intake.store_with_result(new, since, attempt, result).await.map_err(|error| storage_failure(error, request))?;
+    let stored = engine.intake.store_with_result(new, idempotency_since(), attempt, result).await.map_err(|error| storage_failure(error, request))?;
     let replayed = matches!(stored, Stored::Existing(_));
     let (Stored::Created(message) | Stored::Existing(message)) = stored;
     if !replayed && message.status == Status::Failed.as_str() {

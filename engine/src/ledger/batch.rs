@@ -134,9 +134,9 @@ impl<'c> Batch<'c> {
         self.insert_with(new, idempotency_since, None)
     }
 
-    /// Stores a message whose one attempt has already run (a sync lookup, sent before it is
-    /// stored) with that attempt's result and attempt row, unless it repeats an earlier request as
-    /// in [`Batch::insert`]. A repeat keeps the earlier message, and this attempt is not stored.
+    /// Stores a sync lookup, whose one attempt has already run, with that attempt's result and its
+    /// attempt row. A repeated request, found as in [`Batch::insert`], keeps the earlier message
+    /// and stores no attempt.
     pub fn insert_with_result(&mut self, new: &NewMessage, idempotency_since: i64, attempt: &AttemptRecord, result: &DeliveryResult) -> rusqlite::Result<Stored> {
         let stored = self.insert_with(new, idempotency_since, Some(Change::of(result, true)))?;
         if let Stored::Created(message) = &stored {

@@ -199,8 +199,8 @@ fn load_one(config: &Config, name: &str, connector_config: &ConnectorConfig, hos
     let path = config.library_path(connector_config);
     let module = load_connector_module(&path).map_err(|error| error.to_string())?;
     let manifest = (module.manifest())();
-    if let Some(unknown) = connector_config.lookups.iter().find(|lookup| !manifest.entities.iter().any(|entity| entity.as_str() == lookup.as_str())) {
-        let entities: Vec<&str> = manifest.entities.iter().map(|entity| entity.as_str()).collect();
+    let entities: Vec<&str> = manifest.entities.iter().map(|entity| entity.as_str()).collect();
+    if let Some(unknown) = connector_config.lookups.iter().find(|lookup| !entities.contains(&lookup.as_str())) {
         return Err(format!(
             "connectors.{name}.lookups names entity \"{unknown}\", which plugin {} does not accept: valid entities are {}",
             path.display(),
