@@ -778,3 +778,18 @@ fn repeated_sync_send_is_marked_replayed() {
     }
     assert_eq!(gateway.count_messages(), 2);
 }
+
+/// The test harness moves a restarted gateway to a new port when its old one was taken, so a port
+/// race between parallel tests does not fail them.
+#[test]
+fn restart_moves_off_taken_port() {
+    let (_mock, mut gateway) = start();
+    gateway.kill();
+    let taken = gateway.url.trim_start_matches("http://").to_string();
+    let _holder = std::net::TcpListener::bind(&taken).unwrap();
+
+    gateway.spawn();
+    assert_ne!(gateway.url.trim_start_matches("http://"), taken);
+    let (status, body) = gateway.call("GET", "/sync/message/list-all", &[]);
+    assert_eq!(status, 200, "{body}");
+}

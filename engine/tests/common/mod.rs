@@ -93,22 +93,34 @@ pub fn build_artifacts() {
     });
 }
 
-/// Returns a free loopback port.
+/// Returns a loopback port that is free now, below the kernel's range of ephemeral ports. A port
+/// from that range (what binding port 0 returns) may be taken by an outgoing connection of a
+/// parallel test before the server under test binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let ephemeral_start: u16 = range.split_whitespace().next().and_then(|low| low.parse().ok()).unwrap_or(32768);
+    loop {
+        let port = rand::Rng::gen_range(&mut rand::thread_rng(), 10_000..ephemeral_start);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
-fn wait_for_http(url: &str, child: &mut Child, process_name: &str) {
+/// Waits until `url` answers with a 2xx status. Returns the exit status if the process exits
+/// first, and panics after 30 s.
+fn wait_for_http(url: &str, child: &mut Child, process_name: &str) -> Result<(), std::process::ExitStatus> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let client = reqwest::blocking::Client::new();
+    // A short timeout, because another process that holds the port may accept and never answer.
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(1)).build().unwrap();
     while Instant::now() < deadline {
         if let Ok(response) = client.get(url).send() {
             if response.status().is_success() {
-                return;
+                return Ok(());
             }
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{process_name} exited early with {status}");
+            return Err(status);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -133,7 +145,9 @@ impl Mock {
             .spawn()
             .expect("start uig-mock");
         let url = format!("http://127.0.0.1:{port}");
-        wait_for_http(&format!("{url}/_mock/stats"), &mut child, "uig-mock");
+        if let Err(status) = wait_for_http(&format!("{url}/_mock/stats"), &mut child, "uig-mock") {
+            panic!("uig-mock exited early with {status}");
+        }
         Mock { url, child }
     }
 
@@ -267,19 +281,41 @@ impl Gateway {
         gateway
     }
 
-    /// Starts the server process (again).
+    /// Starts the server process (again). If another process took the port in the meantime, the
+    /// gateway moves to a new port, and `url` follows it.
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_uig"))
-            .args(["serve", "--config", self.config_path.to_str().unwrap()])
-            .env("UIG_MASTER_KEY", MASTER_KEY)
-            .env("UIG_LOG", "info,uig_engine=debug,sqlx=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start uig serve");
-        wait_for_http(&format!("{}/health/ready", self.url), &mut child, "uig serve");
-        self.child = Some(child);
+        for _ in 0..5 {
+            let log_start = self.log().len();
+            let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log_path).unwrap();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_uig"))
+                .args(["serve", "--config", self.config_path.to_str().unwrap()])
+                .env("UIG_MASTER_KEY", MASTER_KEY)
+                .env("UIG_LOG", "info,uig_engine=debug,sqlx=warn")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start uig serve");
+            match wait_for_http(&format!("{}/health/ready", self.url), &mut child, "uig serve") {
+                Ok(()) => {
+                    self.child = Some(child);
+                    return;
+                }
+                Err(_) if self.log()[log_start..].contains("Address already in use") => self.move_to_new_port(),
+                Err(status) => panic!("uig serve exited early with {status}"),
+            }
+        }
+        panic!("uig serve found its port taken five times");
+    }
+
+    /// Points the config's `listen` and `url` at a new free port.
+    fn move_to_new_port(&mut self) {
+        let old = self.url.trim_start_matches("http://").to_string();
+        let new = format!("127.0.0.1:{}", free_port());
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        let moved = text.replace(&format!("listen = \"{old}\""), &format!("listen = \"{new}\""));
+        assert_ne!(moved, text, "the config has no listen = \"{old}\" line");
+        std::fs::write(&self.config_path, moved).unwrap();
+        self.url = format!("http://{new}");
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit status.
