@@ -33,12 +33,21 @@ pub fn signature(credentials: &Credentials, method: &str, path: &str, params: &[
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// Returns the current time as a request timestamp: RFC 3339 in UTC with milliseconds.
+pub fn timestamp_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// Returns `params` with a timestamp of now, the token and the hash, form-encoded (for a body or a
 /// query string).
 pub fn signed_form(credentials: &Credentials, method: &str, path: &str, params: &[(&str, &str)]) -> String {
-    let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    signed_form_at(credentials, method, path, params, &timestamp_now())
+}
+
+/// Like [`signed_form`], with the given timestamp.
+pub fn signed_form_at(credentials: &Credentials, method: &str, path: &str, params: &[(&str, &str)], timestamp: &str) -> String {
     let mut all: Vec<(&str, &str)> = params.to_vec();
-    all.push(("timestamp", &timestamp));
+    all.push(("timestamp", timestamp));
     let hash = signature(credentials, method, path, &all);
 
     form_urlencoded::Serializer::new(String::new())
@@ -46,6 +55,68 @@ pub fn signed_form(credentials: &Credentials, method: &str, path: &str, params: 
         .append_pair("token", &credentials.token)
         .append_pair("hash", &hash)
         .finish()
+}
+
+/// A signed form whose timestamp is added when the request is sent, as a client signs it.
+///
+/// Everything but the timestamp is done in advance: the parameters are encoded and sorted, and the
+/// HMAC has already read the string to sign up to the timestamp. [`LateSigned::finish`] adds the
+/// timestamp, the rest of the string and the hash. So a load generator can build its requests
+/// before the clock starts and still send the time of sending, as real clients do. The gateway's
+/// index of repeated requests is ordered by that time, so clustered timestamps would change its cost.
+#[derive(Clone)]
+pub struct LateSigned {
+    /// HMAC keyed with the secret that has read the string to sign up to `timestamp=`.
+    mac: Hmac<Sha256>,
+    /// The rest of the string to sign after the timestamp's value.
+    tail: String,
+    /// The form-encoded parameters, to which the timestamp, token and hash are appended.
+    form: String,
+    token: String,
+}
+
+impl LateSigned {
+    /// Prepares `params`, which must not contain `timestamp`, `hash` or `token`.
+    pub fn new(credentials: &Credentials, method: &str, path: &str, params: &[(&str, &str)]) -> LateSigned {
+        let mut encoded: Vec<(String, String)> = params.iter().map(|(name, value)| (encode(name), encode(value))).collect();
+        encoded.sort();
+        let pairs = |list: &[(String, String)]| list.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("&");
+        // "timestamp" encodes to itself, so it sorts among the encoded names as it is.
+        let split = encoded.partition_point(|(name, _)| name.as_str() < "timestamp");
+        let (before, after) = encoded.split_at(split);
+
+        let mut head = format!("{method}\n{path}\n{}", pairs(before));
+        if !before.is_empty() {
+            head.push('&');
+        }
+        head.push_str("timestamp=");
+        let mut tail = String::new();
+        if !after.is_empty() {
+            tail.push('&');
+            tail.push_str(&pairs(after));
+        }
+        tail.push('\n');
+        tail.push_str(&credentials.token);
+
+        let mut mac = Hmac::<Sha256>::new_from_slice(credentials.secret.as_bytes()).expect("HMAC accepts keys of any length");
+        mac.update(head.as_bytes());
+        let form = form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+        LateSigned { mac, tail, form, token: credentials.token.clone() }
+    }
+
+    /// Returns the form-encoded parameters with `timestamp`, the token and the hash, as
+    /// [`signed_form_at`] does.
+    pub fn finish(&self, timestamp: &str) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(encode(timestamp).as_bytes());
+        mac.update(self.tail.as_bytes());
+        let hash = hex::encode(mac.finalize().into_bytes());
+
+        let mut body = String::with_capacity(self.form.len() + self.token.len() + 140);
+        body.push_str(&self.form);
+        // A non-empty target is taken as pairs already written, so the serializer adds the `&`.
+        form_urlencoded::Serializer::new(body).append_pair("timestamp", timestamp).append_pair("token", &self.token).append_pair("hash", &hash).finish()
+    }
 }
 
 #[cfg(test)]
@@ -64,6 +135,24 @@ mod tests {
         ];
         let hash = signature(&credentials, "POST", "/async/message/send", &params);
         assert_eq!(hash, "4109d4839532cf0163ee877a5a61601720cbd31e0409c3dd4e32d8c23a9aa0f0");
+    }
+
+    /// The late form equals the one signed in one step, whether the timestamp sorts first, in
+    /// between or last, and with characters that need encoding.
+    #[test]
+    fn late_signed_form_matches_signed_form() {
+        let credentials = Credentials { token: "tok demo+1".to_string(), secret: "secret-demo".to_string() };
+        let timestamp = "2026-12-05T10:00:00.123+03:00";
+        let cases: [&[(&str, &str)]; 4] = [
+            &[("recipient", "avinfo"), ("entity", "vehicle"), ("message", r#"{"vin":"XTA 1","ref":7}"#)],
+            &[("zeta", "last"), ("alpha", "first")],
+            &[("zeta", "ü&=")],
+            &[],
+        ];
+        for params in cases {
+            let late = LateSigned::new(&credentials, "POST", "/sync/message/send", params).finish(timestamp);
+            assert_eq!(late, signed_form_at(&credentials, "POST", "/sync/message/send", params, timestamp), "params {params:?}");
+        }
     }
 
     #[test]

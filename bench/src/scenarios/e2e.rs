@@ -14,7 +14,7 @@ use super::intake::async_sends;
 use super::{ensure_baseline, record_load};
 use crate::bench::Bench;
 use crate::gateway::GatewayOptions;
-use crate::load::{LoadClient, LoadResult, Plan};
+use crate::load::{LoadClient, LoadResult, Plan, Prepared};
 use crate::mock::{Mock, AVINFO_BALANCE};
 use crate::process::{group_cpu_seconds, resident_bytes};
 use crate::report::MemoryRow;
@@ -87,12 +87,13 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     let callback = format!("{}/_mock/callbacks", mock.url);
     let source = async_sends(gateway.credentials.clone(), vins, Some(callback));
     let mut client = LoadClient::connect(gateway.address, sizes.connections).await?.measure_cpu_of(pid);
+    let prepared = Prepared::new(Plan::requests(messages), source);
 
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = tokio::spawn(sample_peak(pid, Arc::clone(&stop)));
     let cpu_before = group_cpu_seconds(pid);
     let started = Instant::now();
-    let sender = tokio::spawn(async move { client.run(Plan::requests(messages), source, None).await });
+    let sender = tokio::spawn(async move { client.run_prepared(prepared, None).await });
 
     let timeout = Duration::from_secs(30 + messages / SLOWEST_RATE);
     let mut received = 0;
@@ -116,7 +117,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     let balance = mock.balance().await?;
     let note = (balance == 0).then(|| "the mock's AVINFO balance ran out, so some lookups failed".to_string());
     let server_cpu_seconds = cpu_before.zip(cpu_after).map(|(before, after)| after - before);
-    let end_to_end = LoadResult { succeeded: delivered, errors: messages - delivered.min(messages), elapsed, latency, error_samples: Vec::new(), server_cpu_seconds };
+    let end_to_end = LoadResult { succeeded: delivered, errors: messages - delivered.min(messages), elapsed, latency, error_samples: Vec::new(), server_cpu_seconds, built_during_load: sends.built_during_load };
     record_load(bench, "e2e", "e2e", "first send to last callback; latency from stored to callback received", sizes.connections, &end_to_end, note);
 
     bench.report.memory.push(MemoryRow { id: "gateway-e2e-peak".to_string(), process: "uig serve".to_string(), state: "peak during e2e (50 ms samples)".to_string(), megabytes: peak });

@@ -8,7 +8,7 @@ use crate::bench::Bench;
 use crate::gateway::GatewayOptions;
 use crate::load::{LoadClient, Pacing, Plan, RequestSource, RequestSpec};
 use crate::mock::vin;
-use crate::sign::{signed_form, Credentials};
+use crate::sign::{Credentials, LateSigned};
 
 /// Path of the async send.
 pub const ASYNC_SEND: &str = "/async/message/send";
@@ -26,7 +26,7 @@ pub fn async_sends(credentials: Credentials, vins: u64, callback: Option<String>
         if let Some(callback) = &callback {
             params.push(("callback", callback));
         }
-        RequestSpec::post_form(ASYNC_SEND, signed_form(&credentials, "POST", ASYNC_SEND, &params))
+        RequestSpec::post_late_signed(ASYNC_SEND, LateSigned::new(&credentials, "POST", ASYNC_SEND, &params))
     })
 }
 

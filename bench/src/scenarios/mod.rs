@@ -87,6 +87,15 @@ pub fn record_load(bench: &mut Bench, id: &str, scenario: &str, label: &str, con
     for sample in &figures.error_samples {
         println!("    error: {sample}");
     }
+    // Requests built during the load took CPU from the server under test, so the report says so.
+    let built_note = (result.built_during_load > 0).then(|| format!("{} requests built during the load", result.built_during_load));
+    if let Some(built_note) = &built_note {
+        println!("    note: {built_note}");
+    }
+    let note = match (note, built_note) {
+        (Some(note), Some(built_note)) => Some(format!("{note}; {built_note}")),
+        (note, built_note) => note.or(built_note),
+    };
     bench.report.loads.push(LoadRow {
         id: id.to_string(),
         scenario: scenario.to_string(),

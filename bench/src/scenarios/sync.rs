@@ -8,7 +8,7 @@ use crate::bench::Bench;
 use crate::gateway::GatewayOptions;
 use crate::load::{LoadClient, Plan, RequestSource, RequestSpec, ResponseCheck};
 use crate::mock::vin;
-use crate::sign::{signed_form, Credentials};
+use crate::sign::{Credentials, LateSigned};
 
 /// Path of the sync send.
 const SYNC_SEND: &str = "/sync/message/send";
@@ -22,7 +22,7 @@ fn sync_sends(credentials: Credentials, vin_of: fn(u64) -> u64) -> RequestSource
     Arc::new(move |index| {
         let message = format!(r#"{{"vin":"{}","ref":{index}}}"#, vin(vin_of(index)));
         let params = [("recipient", "avinfo"), ("entity", "vehicle"), ("message", message.as_str())];
-        RequestSpec::post_form(SYNC_SEND, signed_form(&credentials, "POST", SYNC_SEND, &params))
+        RequestSpec::post_late_signed(SYNC_SEND, LateSigned::new(&credentials, "POST", SYNC_SEND, &params))
     })
 }
 
