@@ -154,6 +154,7 @@ fn commit(sqlite: &rusqlite::Connection, work: Work) {
             claimed.push(rows);
             claim_replies.push(reply);
         }
+        batch.complete()?;
         Ok((stored, finished, claimed))
     });
 

@@ -1,11 +1,12 @@
 //! `list-new` page numbers found through the unread counts agree with a plain `OFFSET` over the
 //! unread messages, across block boundaries of both count levels, in both orders, with anchors,
-//! after reads, re-reads and deletions.
+//! after reads, re-reads and deletions. The counts follow the engine's inserts, batched and not.
 
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement};
 use uig_engine::crypto::MasterKey;
 use uig_engine::db::{unread_count, Db};
-use uig_engine::ledger::{self, ListOrder, ListQuery};
+use uig_engine::ledger::{self, ListOrder, ListQuery, NewMessage, Stored};
+use uig_engine::status::Status;
 
 /// Messages of the client under test: more than two level-2 blocks (65,536 each).
 const MESSAGES: i64 = 140_000;
@@ -26,7 +27,8 @@ async fn add_client(db: &Db, name: &str) -> i32 {
     uig_engine::clients::create(db, &key, name, &[], &[], None, None).await.unwrap().id
 }
 
-/// Appends `count` unread messages to `client_id`, continuing its sequence.
+/// Appends `count` unread messages to `client_id`, continuing its sequence, with plain SQL beside
+/// the engine, then counts the unread messages again as an import would.
 async fn append(db: &Db, client_id: i32, count: i64) {
     execute(
         db,
@@ -39,6 +41,24 @@ async fn append(db: &Db, client_id: i32, count: i64) {
         ),
     )
     .await;
+    ledger::unread::recount(&db.writer).await.unwrap();
+}
+
+/// Returns a queued message of `client_id` to insert through the engine, distinct by `index`.
+fn new_message(client_id: i32, index: i64) -> NewMessage {
+    NewMessage {
+        client_id,
+        recipient: "echo".to_string(),
+        entity: "ping".to_string(),
+        message: format!(r#"{{"n":{index}}}"#),
+        status: Status::Queued,
+        callback_url: None,
+        request_hash: Some(format!("{index:064x}")),
+        request_ts: Some(index),
+        idempotency_key: None,
+        pool: "worker".to_string(),
+        lease: None,
+    }
 }
 
 #[derive(Debug, FromQueryResult)]
@@ -177,8 +197,24 @@ async fn list_new_page_numbers_match_offset() {
 async fn unread_counts_follow_inserts_reads_and_deletes() {
     let (_dir, db) = open().await;
     let client = add_client(&db, "counted").await;
-    append(&db, client, 70_000).await;
+    let other = add_client(&db, "other").await;
+    append(&db, client, 65_400).await;
     assert_counts_match_rows(&db).await;
+
+    // Batches of the group-commit path that cross the level-2 boundary at 65,536, with a second
+    // client and a repeat in the same batch, which must not be counted.
+    for first in [65_401, 65_501, 65_601] {
+        let mut batch: Vec<NewMessage> = (first..first + 100).map(|index| new_message(client, index)).collect();
+        batch.push(new_message(other, first));
+        batch.push(new_message(client, first));
+        let stored = ledger::insert_batch(&db, &batch, 0).await.unwrap();
+        assert!(matches!(stored.last(), Some(Stored::Existing(_))), "the repeat is found");
+    }
+    // The single-insert path (`insert_sequenced`), which feeds use.
+    let single = ledger::insert_message(&db, new_message(client, 70_000), 0).await.unwrap();
+    assert!(matches!(single, Stored::Created(_)), "a new message is stored");
+    assert_counts_match_rows(&db).await;
+    append(&db, client, 4_299).await;
 
     execute(&db, &format!("UPDATE messages SET read_at = 5 WHERE client_id = {client} AND client_seq % 2 = 0")).await;
     // Setting read_at again on read messages changes no count.

@@ -33,8 +33,8 @@ async fn request_time_migration_finishes_after_a_stop() {
     assert_eq!(indexes(&db, "ux_messages_request").await, ["ux_messages_request", "ux_messages_request_hash_unsigned"]);
     assert!(Migrator::get_pending_migrations(&db.writer).await.unwrap().is_empty());
 
-    // Down and up again leave the same indexes. Migration 7 goes down first.
-    Migrator::down(&db.writer, Some(2)).await.unwrap();
+    // Down and up again leave the same indexes. Migrations 8 and 7 go down first.
+    Migrator::down(&db.writer, Some(3)).await.unwrap();
     assert_eq!(indexes(&db, "ux_messages_request").await, ["ux_messages_request_hash"]);
     Migrator::up(&db.writer, None).await.unwrap();
     assert_eq!(indexes(&db, "ux_messages_request").await, ["ux_messages_request", "ux_messages_request_hash_unsigned"]);
@@ -87,4 +87,38 @@ async fn partial_indexes_serve_their_lookups() {
         let row = db.writer.query_one(Statement::from_string(DbBackend::Sqlite, entries(index))).await.unwrap().unwrap();
         assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 1, "{index}");
     }
+}
+
+/// Returns the names of the triggers on `messages`, sorted.
+async fn triggers(db: &Db) -> Vec<String> {
+    let sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages' ORDER BY name";
+    let rows = db.writer.query_all(Statement::from_string(DbBackend::Sqlite, sql)).await.unwrap();
+    rows.iter().map(|row| row.try_get_by_index::<String>(0).unwrap()).collect()
+}
+
+/// Migration 8 drops the insert trigger of the unread counts and keeps the other three. Rolling it
+/// back creates the trigger again, and it counts a new message.
+#[tokio::test]
+async fn unread_insert_trigger_moves_to_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}", dir.path().join("unread.db").display())).await.unwrap();
+    Migrator::up(&db.writer, None).await.unwrap();
+    assert_eq!(triggers(&db).await, ["tr_messages_unread_delete", "tr_messages_unread_read", "tr_messages_unread_unread"]);
+
+    Migrator::down(&db.writer, Some(1)).await.unwrap();
+    assert_eq!(triggers(&db).await, ["tr_messages_unread_delete", "tr_messages_unread_insert", "tr_messages_unread_read", "tr_messages_unread_unread"]);
+    let key = MasterKey::from_hex(&MasterKey::generate_hex()).unwrap();
+    let client_id = uig_engine::clients::create(&db, &key, "unread", &[], &[], None, None).await.unwrap().id;
+    db.writer
+        .execute_unprepared(&format!(
+            "INSERT INTO messages (client_id, client_seq, direction, recipient, entity, message, status, created_at, updated_at, pool) \
+             VALUES ({client_id}, 1, 'outbound', 'testkit', 'echo', '{{}}', 'queued', 1, 1, 'worker')"
+        ))
+        .await
+        .unwrap();
+    let counted = db.writer.query_one(Statement::from_string(DbBackend::Sqlite, "SELECT sum(unread) FROM unread_counts")).await.unwrap().unwrap();
+    assert_eq!(counted.try_get_by_index::<i64>(0).unwrap(), 2, "one message counted at both levels");
+
+    Migrator::up(&db.writer, None).await.unwrap();
+    assert!(!triggers(&db).await.contains(&"tr_messages_unread_insert".to_string()), "the trigger is dropped again");
 }

@@ -12,6 +12,7 @@ mod m20261204_000004_unread_counts;
 mod m20261205_000005_lease_due_time;
 mod m20261205_000006_request_time;
 mod m20261205_000007_partial_indexes;
+mod m20261205_000008_unread_insert_in_code;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000005_lease_due_time::Migration),
             Box::new(m20261205_000006_request_time::Migration),
             Box::new(m20261205_000007_partial_indexes::Migration),
+            Box::new(m20261205_000008_unread_insert_in_code::Migration),
         ]
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Two levels: level 1 counts blocks of 256 sequence numbers (`client_seq >> 8`), level 2 blocks
 //! of 65,536 (`client_seq >> 16`). Triggers on `messages` change the counts in the same statement
-//! as the row, so they cannot drift from the rows they count.
+//! as the row, so they cannot drift from the rows they count. Migration
+//! `m20261205_000008_unread_insert_in_code` later drops the insert trigger: the engine counts new
+//! messages itself, in the transaction that inserts them.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
@@ -40,13 +42,19 @@ fn change_counts(row: &str, delta: i32) -> String {
         .join("\n")
 }
 
-fn sqlite_triggers() -> Vec<String> {
+/// Returns the statement that creates the insert trigger, which migration 8 drops and its `down`
+/// creates again.
+pub(crate) fn insert_trigger() -> String {
     let insert = change_counts("NEW", 1);
+    format!("CREATE TRIGGER tr_messages_unread_insert AFTER INSERT ON messages WHEN NEW.read_at IS NULL BEGIN\n{insert}\nEND")
+}
+
+fn sqlite_triggers() -> Vec<String> {
     let read = change_counts("OLD", -1);
     let unread = change_counts("NEW", 1);
     let delete = change_counts("OLD", -1);
     vec![
-        format!("CREATE TRIGGER tr_messages_unread_insert AFTER INSERT ON messages WHEN NEW.read_at IS NULL BEGIN\n{insert}\nEND"),
+        insert_trigger(),
         format!(
             "CREATE TRIGGER tr_messages_unread_read AFTER UPDATE OF read_at ON messages \
              WHEN OLD.read_at IS NULL AND NEW.read_at IS NOT NULL BEGIN\n{read}\nEND"

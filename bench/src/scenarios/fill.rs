@@ -75,6 +75,18 @@ pub async fn fill_to(database_path: &Path, client_name: &str, target_rows: u64) 
         transaction.commit().await?;
         added += chunk;
     }
+    // The engine counts the unread messages it inserts itself, so rows copied around it are
+    // counted here, as `uig_engine::ledger::unread::recount` does.
+    let mut transaction = connection.begin().await?;
+    sqlx::query("DELETE FROM unread_counts").execute(&mut *transaction).await?;
+    for (level, shift) in [(1, 8), (2, 16)] {
+        let recount = format!(
+            "INSERT INTO unread_counts (client_id, level, bucket, unread) SELECT client_id, {level}, client_seq >> {shift}, count(*) \
+             FROM messages WHERE read_at IS NULL GROUP BY client_id, client_seq >> {shift}"
+        );
+        sqlx::query(&recount).execute(&mut *transaction).await.context("failed to count the unread messages")?;
+    }
+    transaction.commit().await?;
     connection.close().await?;
     // Closing checkpointed the WAL into the database file, unsynced. Without this sync the kernel
     // writes those pages back during the first seconds of the next measurement, which raised the

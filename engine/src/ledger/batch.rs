@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use rusqlite::{named_params, Connection, OptionalExtension, Row, Statement, ToSql};
 
+use super::unread::NewUnread;
 use super::{now_ms, AttemptRecord, DeliveryResult, NewMessage, Stored};
 use crate::db::message;
 use crate::status::Status;
@@ -116,15 +117,24 @@ fn message_row(row: &Row) -> rusqlite::Result<message::Model> {
 }
 
 /// The writes of one batch, inside the transaction that [`crate::db::write_transaction`] opened.
+/// [`Batch::complete`] must run before the transaction commits.
 pub struct Batch<'c> {
     connection: &'c Connection,
     /// The next sequence number of each client that stored a message in this batch.
     next_seq: HashMap<i32, i64>,
+    /// Messages stored in this batch, all unread, for `unread_counts`.
+    unread: NewUnread,
 }
 
 impl<'c> Batch<'c> {
     pub fn new(connection: &'c Connection) -> Batch<'c> {
-        Batch { connection, next_seq: HashMap::new() }
+        Batch { connection, next_seq: HashMap::new(), unread: NewUnread::default() }
+    }
+
+    /// Adds the messages stored by this batch to the unread counts, with one statement per block
+    /// of the client's sequence rather than per message.
+    pub fn complete(mut self) -> rusqlite::Result<()> {
+        self.unread.store(self.connection)
     }
 
     /// Stores a message unless the same client already sent the same idempotency key (since
@@ -224,6 +234,7 @@ impl<'c> Batch<'c> {
         match row {
             Ok(row) => {
                 self.next_seq.insert(new.client_id, seq + 1);
+                self.unread.add(new.client_id, seq);
                 Ok(Stored::Created(row))
             }
             // The unique index contains the idempotency key from before the window. SQLite undoes

@@ -145,7 +145,9 @@ pub async fn insert_message(db: &Db, new: NewMessage, idempotency_since: i64) ->
 pub async fn insert_batch(db: &Db, messages: &[NewMessage], idempotency_since: i64) -> Result<Vec<Stored>, DbErr> {
     db.write_batch(|connection| {
         let mut batch = batch::Batch::new(connection);
-        messages.iter().map(|new| batch.insert(new, idempotency_since)).collect()
+        let stored = messages.iter().map(|new| batch.insert(new, idempotency_since)).collect::<Result<Vec<_>, _>>()?;
+        batch.complete()?;
+        Ok(stored)
     })
     .await
 }
@@ -195,12 +197,19 @@ async fn insert_with_sequence(db: &Db, model: message::ActiveModel) -> Result<me
     Ok(stored)
 }
 
-/// Inserts a message as the next in its owner's sequence. Call it inside a write transaction, so
-/// that no other insert takes the same sequence number in between.
+/// Inserts a message as the next in its owner's sequence, and counts it in `unread_counts` when it
+/// is unread. Call it inside a write transaction, so that no other insert takes the same sequence
+/// number in between and the count commits with the row.
 pub async fn insert_sequenced<C: ConnectionTrait>(connection: &C, mut model: message::ActiveModel) -> Result<message::Model, DbErr> {
     let client_id = model.client_id.clone().unwrap();
     model.client_seq = Set(last_sequence(connection, client_id).await? + 1);
-    model.insert(connection).await
+    let stored = model.insert(connection).await?;
+    if stored.read_at.is_none() {
+        let mut unread = unread::NewUnread::default();
+        unread.add(stored.client_id, stored.client_seq);
+        unread.store_on(connection).await?;
+    }
+    Ok(stored)
 }
 
 /// Returns the client's highest sequence number, 0 when it has no message.

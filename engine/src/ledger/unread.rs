@@ -1,9 +1,11 @@
 //! Page numbers of `list-new` at a cost that does not grow with the page number.
 //!
 //! Reads change the set of unread messages anywhere in a client's history, so no dense numbering
-//! of them can be stored. Instead, triggers keep the count of unread messages per block of the
-//! client's sequence (table `unread_counts`) at two levels: blocks of 256 sequence numbers and
-//! blocks of 65,536. Finding the first message of page N walks these counts and steps through
+//! of them can be stored. Instead, table `unread_counts` keeps the count of unread messages per
+//! block of the client's sequence at two levels: blocks of 256 sequence numbers and blocks of
+//! 65,536. Triggers change the counts when a message is read, unread or deleted. New messages are
+//! counted by the code that inserts them ([`NewUnread`]), in the same transaction: an insert
+//! trigger made SQLite keep a statement journal of every page each insert changed. Finding the first message of page N walks these counts and steps through
 //! index entries only inside two blocks of 256, the one holding the start and the one holding
 //! the page's first message:
 //!
@@ -15,8 +17,10 @@
 //! A client's message ids and sequence numbers grow together, so a range of sequence numbers is
 //! also a range of ids in the `(client_id, read_at, id)` index of unread messages.
 
+use std::collections::BTreeMap;
+
 use sea_orm::sea_query::{Expr, Func, Query, SimpleExpr};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Statement};
 
 use crate::db::{message, unread_count};
 
@@ -24,6 +28,73 @@ use crate::db::{message, unread_count};
 const LEVEL1_SHIFT: u32 = 8;
 /// Level 2 counts blocks of `1 << LEVEL2_SHIFT` sequence numbers.
 const LEVEL2_SHIFT: u32 = 16;
+
+/// Adds `?4` unread messages to the count of block `?3` at level `?2` of client `?1`.
+const ADD_UNREAD: &str = "INSERT INTO unread_counts (client_id, level, bucket, unread) VALUES (?1, ?2, ?3, ?4) \
+                          ON CONFLICT (client_id, level, bucket) DO UPDATE SET unread = unread + excluded.unread";
+
+/// Unread messages inserted in one transaction, counted per client and block, to be added to
+/// `unread_counts` before the transaction commits.
+#[derive(Debug, Default)]
+pub struct NewUnread {
+    /// Messages per client and level-1 block.
+    level1: BTreeMap<(i32, i64), i64>,
+}
+
+impl NewUnread {
+    /// Counts an inserted message that is unread.
+    pub fn add(&mut self, client_id: i32, client_seq: i64) {
+        *self.level1.entry((client_id, client_seq >> LEVEL1_SHIFT)).or_default() += 1;
+    }
+
+    /// Returns the changes to store as (client, level, bucket, messages): one row per level-1
+    /// block and one per level-2 block.
+    fn rows(&self) -> Vec<(i32, i16, i64, i64)> {
+        let mut level2: BTreeMap<(i32, i64), i64> = BTreeMap::new();
+        for (&(client_id, bucket), &added) in &self.level1 {
+            *level2.entry((client_id, bucket >> (LEVEL2_SHIFT - LEVEL1_SHIFT))).or_default() += added;
+        }
+        let first = self.level1.iter().map(|(&(client_id, bucket), &added)| (client_id, 1, bucket, added));
+        let second = level2.into_iter().map(|((client_id, bucket), added)| (client_id, 2, bucket, added));
+        first.chain(second).collect()
+    }
+
+    /// Adds the counted messages to `unread_counts` through rusqlite (the group-commit batch).
+    pub fn store(&mut self, connection: &rusqlite::Connection) -> rusqlite::Result<()> {
+        let mut add = connection.prepare_cached(ADD_UNREAD)?;
+        for row in self.rows() {
+            add.execute(row)?;
+        }
+        self.level1.clear();
+        Ok(())
+    }
+
+    /// Adds the counted messages to `unread_counts` through sea-orm.
+    pub async fn store_on<C: ConnectionTrait>(&mut self, connection: &C) -> Result<(), DbErr> {
+        let backend = connection.get_database_backend();
+        for (client_id, level, bucket, added) in self.rows() {
+            connection.execute(Statement::from_sql_and_values(backend, ADD_UNREAD, [client_id.into(), level.into(), bucket.into(), added.into()])).await?;
+        }
+        self.level1.clear();
+        Ok(())
+    }
+}
+
+/// Counts the unread messages of every client again from `messages`, in place of the stored
+/// counts. For ledgers whose rows were written around the engine (imports, the benchmark's fill).
+pub async fn recount<C: ConnectionTrait>(connection: &C) -> Result<(), DbErr> {
+    connection.execute_unprepared("DELETE FROM unread_counts").await?;
+    for (level, shift) in [(1, LEVEL1_SHIFT), (2, LEVEL2_SHIFT)] {
+        connection
+            .execute_unprepared(&format!(
+                "INSERT INTO unread_counts (client_id, level, bucket, unread) \
+                 SELECT client_id, {level}, client_seq >> {shift}, count(*) FROM messages \
+                 WHERE read_at IS NULL GROUP BY client_id, client_seq >> {shift}"
+            ))
+            .await?;
+    }
+    Ok(())
+}
 
 /// Direction of a walk through a client's sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
