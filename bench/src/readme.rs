@@ -22,6 +22,9 @@ fn method(sizes: Sizes) -> String {
   latency goes into an HDR histogram with 3 significant digits. req/s is successful requests
   divided by the time from the first request to the last response. A request is an error when
   the status is not 2xx, the body check fails, or the connection fails.
+- **Dirty pages flushed.** Before each scenario the benchmark calls `sync(2)`, so that the
+  kernel's writeback of earlier writes (the build, an earlier scenario's ledgers) does not fall
+  inside a measurement.
 - **Requests built in advance.** Each load's requests are built before its timer starts, so
   that building them takes little CPU from the server on the shared cores. Signed sends get
   their timestamp and HMAC when they are sent, as a client signs them; only the last step of
