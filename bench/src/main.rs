@@ -110,7 +110,7 @@ fn scenario_names(command: Command, peers: bool) -> Vec<&'static str> {
 /// while that scenario is measured. After a release build, 190 MB were dirty, and the kernel wrote
 /// them back in bursts of about 80 MB during the first scenarios.
 fn flush_dirty_pages() {
-    // SAFETY: sync(2) takes no arguments and returns nothing; it touches no memory of this process.
+    // SAFETY: sync(2) takes no arguments and returns nothing. It touches no memory of this process.
     unsafe { libc::sync() };
 }
 

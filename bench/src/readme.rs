@@ -27,10 +27,10 @@ fn method(sizes: Sizes) -> String {
   inside a measurement.
 - **Requests built in advance.** Each load's requests are built before its timer starts, so
   that building them takes little CPU from the server on the shared cores. Signed sends get
-  their timestamp and HMAC when they are sent, as a client signs them; only the last step of
-  the HMAC runs then, the rest was computed in advance. Listing requests (reads) are signed in
-  advance. A time-bound load past 50,000 requests per second would build the rest during the
-  load, and its row would say how many.
+  their timestamp and HMAC when they are sent, as a client signs them. The HMAC reads the
+  string to sign up to the timestamp in advance, and the rest when the request is sent.
+  Listing requests (reads) are signed in advance. A time-bound load past 50,000 requests per
+  second would build the rest during the load, and its row would give how many.
 - **Server CPU.** User and system time of the server under test, summed over its process group
   from `/proc/PID/stat` before and after the load, per request. It is counted in clock ticks
   (usually 10 ms), which is coarse for the shortest loads. For sync sends it covers the gateway,

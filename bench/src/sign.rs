@@ -138,15 +138,21 @@ mod tests {
     }
 
     /// The late form equals the one signed in one step, whether the timestamp sorts first, in
-    /// between or last, and with characters that need encoding.
+    /// between or last, with characters that need encoding, and with a repeated name.
     #[test]
     fn late_signed_form_matches_signed_form() {
         let credentials = Credentials { token: "tok demo+1".to_string(), secret: "secret-demo".to_string() };
         let timestamp = "2026-12-05T10:00:00.123+03:00";
-        let cases: [&[(&str, &str)]; 4] = [
+        let cases: [&[(&str, &str)]; 7] = [
             &[("recipient", "avinfo"), ("entity", "vehicle"), ("message", r#"{"vin":"XTA 1","ref":7}"#)],
             &[("zeta", "last"), ("alpha", "first")],
             &[("zeta", "ü&=")],
+            // "über" sorts after "timestamp" as text, but its encoding "%C3%BCber" sorts before.
+            &[("über", "1"), ("zeta", "2")],
+            // Upper-case names sort before every lower-case one.
+            &[("Zeta", "1"), ("alpha", "2")],
+            // Two parameters with one name are ordered by value.
+            &[("tag", "b"), ("tag", "a")],
             &[],
         ];
         for params in cases {

@@ -2,7 +2,7 @@
 //! as the sea-orm functions do: every delivery, sync and callback outcome, a lost lease, two results
 //! for one message in a batch, and new messages with their repeats.
 
-use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, QueryOrder, Statement, TransactionTrait};
 use uig_engine::crypto::MasterKey;
 use uig_engine::db::{attempt, message, Db};
 use uig_engine::ledger::batch::{Batch, Finish, Finished};
@@ -662,9 +662,11 @@ async fn insert_with_result_matches_two_steps() {
     let inserted: Vec<ledger::Stored> = one_step
         .write_batch(|connection| {
             let mut batch = Batch::new(connection);
-            (0..4)
+            let stored = (0..4)
                 .map(|index| batch.insert_with_result(&new(index as i64, Some(("sync".to_string(), 60_000))), 0, &attempt_of(0, index), &results[index]))
-                .collect()
+                .collect::<Result<Vec<_>, _>>()?;
+            batch.complete()?;
+            Ok(stored)
         })
         .await
         .unwrap();
@@ -684,6 +686,14 @@ async fn insert_with_result_matches_two_steps() {
     let (messages_one_step, attempts_one_step) = state(one_step.clone()).await;
     assert_eq!(messages_one_step, messages_two);
     assert_eq!(attempts_one_step, attempts_two);
+    let counts = |db: Db| async move {
+        let sql = "SELECT client_id, level, bucket, unread FROM unread_counts ORDER BY client_id, level, bucket";
+        let rows = db.reader.query_all(Statement::from_string(DbBackend::Sqlite, sql)).await.unwrap();
+        rows.iter().map(|row| (row.try_get_by_index::<i64>(2).unwrap(), row.try_get_by_index::<i64>(3).unwrap())).collect::<Vec<_>>()
+    };
+    let counts_one_step = counts(one_step.clone()).await;
+    assert_eq!(counts_one_step, counts(two_steps.clone()).await);
+    assert_eq!(counts_one_step, [(0, 4), (0, 4)], "four unread messages in block 0 of both levels");
     let statuses: Vec<&str> = messages_one_step.iter().map(|row| row.status.as_str()).collect();
     assert_eq!(statuses, ["delivered", "processing", "failed", "failed"]);
     assert_eq!(messages_one_step[1].external_id.as_deref(), Some("ext-1"));

@@ -5,7 +5,7 @@
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement};
 use uig_engine::crypto::MasterKey;
 use uig_engine::db::{unread_count, Db};
-use uig_engine::ledger::{self, ListOrder, ListQuery, NewMessage, Stored};
+use uig_engine::ledger::{self, AttemptRecord, DeliveryResult, ListOrder, ListQuery, NewMessage, Stored};
 use uig_engine::status::Status;
 
 /// Messages of the client under test: more than two level-2 blocks (65,536 each).
@@ -28,7 +28,7 @@ async fn add_client(db: &Db, name: &str) -> i32 {
 }
 
 /// Appends `count` unread messages to `client_id`, continuing its sequence, with plain SQL beside
-/// the engine, then counts the unread messages again as an import would.
+/// the engine, then counts the unread messages again.
 async fn append(db: &Db, client_id: i32, count: i64) {
     execute(
         db,
@@ -191,6 +191,39 @@ async fn list_new_page_numbers_match_offset() {
         }
     }
     assert_eq!(compared, 3 * 2 * 7 * 9);
+}
+
+/// Messages stored through the group-commit thread, as the API stores them, are counted: plain
+/// sends and sync lookups stored with their result, in batches of many concurrent senders, across
+/// level-1 blocks, with repeats that must not be counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_counts_new_messages() {
+    let (_dir, db) = open().await;
+    let client = add_client(&db, "committed").await;
+    let (intake, _finisher, _claims) = uig_engine::group_commit::start(db.clone());
+
+    let mut senders = Vec::new();
+    for index in 1..=700 {
+        let intake = intake.clone();
+        senders.push(tokio::spawn(async move {
+            // Every seventh request repeats an earlier one.
+            let message = new_message(client, if index % 7 == 0 { index - 1 } else { index });
+            if index % 5 == 0 {
+                let attempt = AttemptRecord { message_id: 0, kind: "sync", number: 1, started_at: 0, duration_ms: 1, outcome: "delivered".to_string(), error: None };
+                intake.store_with_result(message, 0, attempt, DeliveryResult::Delivered { data: "{}".to_string() }).await
+            } else {
+                intake.store(message, 0).await
+            }
+        }));
+    }
+    let mut created = 0;
+    for sender in senders {
+        if let Stored::Created(_) = sender.await.unwrap().unwrap() {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 600, "100 of the 700 requests repeat an earlier one");
+    assert_counts_match_rows(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,7 +87,7 @@ pub fn record_load(bench: &mut Bench, id: &str, scenario: &str, label: &str, con
     for sample in &figures.error_samples {
         println!("    error: {sample}");
     }
-    // Requests built during the load took CPU from the server under test, so the report says so.
+    // Requests built during the load took CPU from the server under test, so the report notes them.
     let built_note = (result.built_during_load > 0).then(|| format!("{} requests built during the load", result.built_during_load));
     if let Some(built_note) = &built_note {
         println!("    note: {built_note}");

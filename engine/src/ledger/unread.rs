@@ -3,9 +3,9 @@
 //! Reads change the set of unread messages anywhere in a client's history, so no dense numbering
 //! of them can be stored. Instead, table `unread_counts` keeps the count of unread messages per
 //! block of the client's sequence at two levels: blocks of 256 sequence numbers and blocks of
-//! 65,536. Triggers change the counts when a message is read, unread or deleted. New messages are
-//! counted by the code that inserts them ([`NewUnread`]), in the same transaction: an insert
-//! trigger made SQLite keep a statement journal of every page each insert changed. Finding the first message of page N walks these counts and steps through
+//! 65,536. Triggers change the counts when a message is read, unread or deleted. The code that
+//! inserts a message counts it ([`NewUnread`]) in the same transaction. An insert trigger made
+//! SQLite keep a statement journal of every page that each insert changed. Finding the first message of page N walks these counts and steps through
 //! index entries only inside two blocks of 256, the one holding the start and the one holding
 //! the page's first message:
 //!
@@ -30,6 +30,10 @@ const LEVEL1_SHIFT: u32 = 8;
 const LEVEL2_SHIFT: u32 = 16;
 
 /// Adds `?4` unread messages to the count of block `?3` at level `?2` of client `?1`.
+///
+/// NOTE: SQLite syntax (numbered placeholders, `excluded`), also on the sea-orm path
+/// ([`NewUnread::store_on`]). PostgreSQL needs `$1` placeholders, and MariaDB needs
+/// `ON DUPLICATE KEY UPDATE`.
 const ADD_UNREAD: &str = "INSERT INTO unread_counts (client_id, level, bucket, unread) VALUES (?1, ?2, ?3, ?4) \
                           ON CONFLICT (client_id, level, bucket) DO UPDATE SET unread = unread + excluded.unread";
 
@@ -81,7 +85,7 @@ impl NewUnread {
 }
 
 /// Counts the unread messages of every client again from `messages`, in place of the stored
-/// counts. For ledgers whose rows were written around the engine (imports, the benchmark's fill).
+/// counts. For ledgers whose rows were written with plain SQL beside the engine, as tests do.
 pub async fn recount<C: ConnectionTrait>(connection: &C) -> Result<(), DbErr> {
     connection.execute_unprepared("DELETE FROM unread_counts").await?;
     for (level, shift) in [(1, LEVEL1_SHIFT), (2, LEVEL2_SHIFT)] {
