@@ -93,8 +93,8 @@ fn workspace_root() -> PathBuf {
 /// Returns the scenarios that `command` runs, in order.
 fn scenario_names(command: Command, peers: bool) -> Vec<&'static str> {
     match command {
-        Command::All if peers => vec!["baseline", "intake", "sync", "e2e", "listing", "peers"],
-        Command::All => vec!["baseline", "intake", "sync", "e2e", "listing"],
+        Command::All if peers => vec!["baseline", "intake", "sync", "e2e", "listing", "peers", "baseline-end"],
+        Command::All => vec!["baseline", "intake", "sync", "e2e", "listing", "baseline-end"],
         Command::Baseline => vec!["baseline"],
         Command::Intake => vec!["intake"],
         Command::E2e | Command::Memory => vec!["e2e"],
@@ -122,6 +122,7 @@ async fn run_scenario(bench: &mut Bench, name: &str) -> anyhow::Result<()> {
         "e2e" => scenarios::e2e::run(bench).await,
         "listing" => scenarios::listing::run(bench).await,
         "peers" => scenarios::peers::run(bench).await,
+        "baseline-end" => scenarios::baseline::run_at_end(bench).await,
         _ => anyhow::bail!("unknown scenario {name:?}"),
     }
 }

@@ -22,6 +22,8 @@ fn method(sizes: Sizes) -> String {
   latency goes into an HDR histogram with 3 significant digits. req/s is successful requests
   divided by the time from the first request to the last response. A request is an error when
   the status is not 2xx, the body check fails, or the connection fails.
+- **Baseline again.** An `all` run ends with the baseline load once more. Its ratio to the first
+  baseline shows how much the machine's speed moved during the run, which every ratio shares.
 - **Dirty pages flushed.** Before each scenario the benchmark calls `sync(2)`, so that the
   kernel's writeback of earlier writes (the build, an earlier scenario's ledgers) does not fall
   inside a measurement.

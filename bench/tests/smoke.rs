@@ -52,7 +52,7 @@ fn all_scenarios_yield_figures() {
     assert!(output.status.success(), "uig-bench all failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
 
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap()).unwrap();
-    for id in ["baseline", "baseline-listing", "intake", "intake-half-rate", "sync-direct", "sync-plugin", "sync-cache-hit", "e2e-intake", "e2e"] {
+    for id in ["baseline", "baseline-listing", "intake", "intake-half-rate", "sync-direct", "sync-plugin", "sync-cache-hit", "e2e-intake", "e2e", "baseline-end"] {
         let figures = load(&results, id);
         assert!(figures["requests"].as_u64().is_some_and(|requests| requests > 0), "load {id} sent no request: {figures}");
         assert_eq!(figures["errors"], 0, "load {id} had errors: {figures}");
