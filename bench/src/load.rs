@@ -287,9 +287,6 @@ impl LoadClient {
     /// Builds the requests of one load, then runs it over all connections and returns its result.
     /// Connections that break are reopened and the failed request counts as an error.
     pub async fn run(&mut self, plan: Plan, source: RequestSource, check: Option<ResponseCheck>) -> anyhow::Result<LoadResult> {
-        if plan.requests.is_none() && plan.duration.is_none() {
-            bail!("a load needs a request count or a duration");
-        }
         let prepared = tokio::task::spawn_blocking(move || Prepared::new(plan, source)).await.context("building the requests panicked")?;
         self.run_prepared(prepared, check).await
     }

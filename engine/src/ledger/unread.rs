@@ -5,9 +5,11 @@
 //! block of the client's sequence at two levels: blocks of 256 sequence numbers and blocks of
 //! 65,536. Triggers change the counts when a message is read, unread or deleted. The code that
 //! inserts a message counts it ([`NewUnread`]) in the same transaction. An insert trigger made
-//! SQLite keep a statement journal of every page that each insert changed. Finding the first message of page N walks these counts and steps through
-//! index entries only inside two blocks of 256, the one holding the start and the one holding
-//! the page's first message:
+//! SQLite keep a statement journal of every page that each insert changed.
+//!
+//! Finding the first message of page N walks these counts and steps through index entries only
+//! inside two blocks of 256, the one holding the start and the one holding the page's first
+//! message:
 //!
 //! 1. the rest of the level-1 block holding the start, entry by entry (at most 256 entries);
 //! 2. the rest of the level-2 block, by level-1 counts (at most 256 rows);
@@ -65,6 +67,11 @@ impl NewUnread {
 
     /// Adds the counted messages to `unread_counts` through rusqlite (the group-commit batch).
     pub fn store(&mut self, connection: &rusqlite::Connection) -> rusqlite::Result<()> {
+        // Most batches of results and claims insert nothing, and the writer prepares its
+        // statements again after each lock, so an empty batch prepares none.
+        if self.level1.is_empty() {
+            return Ok(());
+        }
         let mut add = connection.prepare_cached(ADD_UNREAD)?;
         for row in self.rows() {
             add.execute(row)?;
