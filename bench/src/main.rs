@@ -3,6 +3,7 @@
 
 mod baseline;
 mod bench;
+mod clients;
 mod gateway;
 mod load;
 mod machine;
@@ -78,6 +79,8 @@ enum Command {
     Memory,
     /// nginx and Node-RED in front of the mock (runs sync too, for the comparison).
     Peers,
+    /// CPU per request of reqwest and of hyper's own clients against the mock (not part of `all`).
+    Clients,
     /// Serve the baseline response until killed (the baseline scenario starts it).
     ServeBaseline {
         /// Loopback address and port to listen on.
@@ -101,7 +104,7 @@ fn scenario_names(command: Command, peers: bool) -> Vec<&'static str> {
         Command::Sync => vec!["sync"],
         Command::Listing => vec!["listing"],
         Command::Peers => vec!["peers"],
-        Command::ServeBaseline { .. } => vec![],
+        Command::Clients | Command::ServeBaseline { .. } => vec![],
     }
 }
 
@@ -145,6 +148,11 @@ async fn run(cli: &Cli) -> anyhow::Result<bool> {
         None => std::env::current_exe()?.parent().context("the executable has no folder")?.to_path_buf(),
     };
     let binaries = Binaries::find(&bin_dir)?;
+    if cli.command == Command::Clients {
+        let folder = tempfile::Builder::new().prefix("uig-bench-clients-").tempdir()?;
+        clients::run(&binaries, sizes, folder.path()).await?;
+        return Ok(true);
+    }
     let mut bench = Bench::new(binaries, sizes, workspace.clone())?;
     bench.report.machine = Some(Machine::read(&workspace, bench.temp_path()));
     let arguments: Vec<String> = std::env::args().skip(1).collect();

@@ -1,6 +1,6 @@
-//! Smoke test: `uig-bench all --quick --tiny` runs every scenario against the binaries of the
-//! test's own profile, and every scenario yields figures. It checks that the harness works, not
-//! that any target is met.
+//! Smoke tests: `uig-bench all --quick --tiny` runs every scenario against the binaries of the
+//! test's own profile, and every scenario yields figures. `uig-bench clients --tiny` prints figures
+//! for each client. They check that the harness works, not that any target is met.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,4 +77,24 @@ fn all_scenarios_yield_figures() {
     assert!(page.contains("| target | measured | result |"), "README.md has no targets table");
     let chart = std::fs::read_to_string(out.path().join("results.svg")).unwrap();
     assert!(chart.contains("<svg"), "results.svg is not an SVG image");
+}
+
+#[test]
+fn clients_print_a_row_per_client() {
+    let executable = PathBuf::from(env!("CARGO_BIN_EXE_uig-bench"));
+    build_binaries(executable.parent().unwrap());
+
+    let output = Command::new(&executable).args(["clients", "--tiny"]).output().expect("run uig-bench clients");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "uig-bench clients failed with {}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
+
+    for client in ["| reqwest, as the engine builds it", "| hyper-util pooled client", "| hyper connection API"] {
+        let row = stdout.lines().find(|line| line.starts_with(client)).unwrap_or_else(|| panic!("no row {client:?} in:\n{stdout}"));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let rate: f64 = cells[2].parse().unwrap_or_else(|_| panic!("no rate in {row:?}"));
+        let cpu: f64 = cells[3].parse().unwrap_or_else(|_| panic!("no CPU figure in {row:?}"));
+        assert!(rate > 0.0, "row {row:?} has no rate");
+        assert!(cpu > 0.0, "row {row:?} has no CPU per request");
+    }
 }
