@@ -3,10 +3,10 @@
 //! `uig-mock`. It measures how much CPU a leaner client than reqwest would save on sync sends
 //! and e2e (see docs/benchmarks/gaps.md).
 //!
-//! The three clients run in turn, in rounds with the order rotated, each with the same number of
-//! concurrent tasks on this process's runtime. The CPU figure is this whole process's user and
-//! system time per request, so it also holds the work common to all three (the tasks, the
-//! response check); the differences between the rows are the clients'.
+//! The three clients run in turn in this one process, after an untimed warm-up of each, in rounds
+//! with the order rotated, each with the same number of concurrent tasks. The CPU figure is this
+//! whole process's user and system time per request, so it includes the work common to all three
+//! (the tasks, the response check). The differences between the rows are the clients'.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as PooledClient;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
@@ -35,6 +36,11 @@ enum Kind {
 
 impl Kind {
     const ALL: [Kind; 3] = [Kind::Reqwest, Kind::Pooled, Kind::Connection];
+
+    /// Returns the order of the clients in round `round`: each takes each place once in three rounds.
+    fn order(round: usize) -> [Kind; 3] {
+        std::array::from_fn(|place| Kind::ALL[(round + place) % Kind::ALL.len()])
+    }
 
     fn label(self) -> &'static str {
         match self {
@@ -70,18 +76,21 @@ struct Figures {
 pub async fn run(binaries: &Binaries, sizes: Sizes, folder: &std::path::Path) -> anyhow::Result<()> {
     let mock = Mock::start(binaries, folder).await?;
     let connections = sizes.connections as u64;
-    let total = requests(sizes).max(connections);
-    println!("clients: {total} AVINFO lookups per client and round, {connections} tasks, straight to uig-mock");
+    // Whole requests per task, so that every task sends as many.
+    let per_task = (requests(sizes) / connections).max(1);
+    println!("clients: {} AVINFO lookups per client and round, {connections} tasks, straight to uig-mock", per_task * connections);
 
     let next_index = Arc::new(AtomicU64::new(0));
+    for kind in Kind::ALL {
+        measure(kind, &mock.url, connections, 4, Arc::clone(&next_index)).await?;
+    }
     let mut results: Vec<(Kind, Vec<Figures>)> = Kind::ALL.iter().map(|kind| (*kind, Vec::new())).collect();
     for round in 0..rounds(sizes) {
-        for offset in 0..Kind::ALL.len() {
-            let slot = (round + offset) % Kind::ALL.len();
-            let kind = Kind::ALL[slot];
+        for kind in Kind::order(round) {
             mock.reset().await?;
-            let figures = measure(kind, &mock.url, connections, total, Arc::clone(&next_index)).await?;
+            let figures = measure(kind, &mock.url, connections, per_task, Arc::clone(&next_index)).await?;
             println!("  round {}: {}: {:.0} req/s, {:.4} ms CPU per request", round + 1, kind.label(), figures.requests_per_second, figures.cpu_ms_per_request);
+            let slot = Kind::ALL.iter().position(|known| *known == kind).expect("every kind is in ALL");
             results[slot].1.push(figures);
         }
     }
@@ -98,12 +107,14 @@ pub async fn run(binaries: &Binaries, sizes: Sizes, folder: &std::path::Path) ->
     Ok(())
 }
 
-/// Sends `total` lookups with `connections` tasks of client `kind` and returns the rate and the
-/// process's CPU per request. Every response must be a successful lookup.
-async fn measure(kind: Kind, base: &str, connections: u64, total: u64, next_index: Arc<AtomicU64>) -> anyhow::Result<Figures> {
-    let per_task = total / connections;
+/// Sends `per_task` lookups on each of `connections` tasks of client `kind` and returns the rate and
+/// the process's CPU per request. Every response must be a successful lookup.
+async fn measure(kind: Kind, base: &str, connections: u64, per_task: u64, next_index: Arc<AtomicU64>) -> anyhow::Result<Figures> {
     let reqwest_client = reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(30)).redirect(reqwest::redirect::Policy::none()).build()?;
-    let pooled: PooledClient<_, Full<Bytes>> = PooledClient::builder(TokioExecutor::new()).build_http();
+    // reqwest and the connection API below set TCP_NODELAY, so this client does too.
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let pooled: PooledClient<_, Full<Bytes>> = PooledClient::builder(TokioExecutor::new()).build(connector);
     let authority = base.trim_start_matches("http://").to_string();
 
     let cpu_before = process_cpu_seconds();
@@ -116,7 +127,8 @@ async fn measure(kind: Kind, base: &str, connections: u64, total: u64, next_inde
         let reqwest_client = reqwest_client.clone();
         let pooled = pooled.clone();
         tasks.push(tokio::spawn(async move {
-            let url = |index: u64| format!("{base}/api/v1/vehicle?key={AVINFO_KEY}&vin={}", vin(index));
+            let path = |index: u64| format!("/api/v1/vehicle?key={AVINFO_KEY}&vin={}", vin(index));
+            let url = |index: u64| format!("{base}{}", path(index));
             match kind {
                 Kind::Reqwest => {
                     for _ in 0..per_task {
@@ -141,7 +153,7 @@ async fn measure(kind: Kind, base: &str, connections: u64, total: u64, next_inde
                     tokio::spawn(connection);
                     for _ in 0..per_task {
                         let index = next_index.fetch_add(1, Ordering::Relaxed);
-                        let request = hyper::Request::get(url(index)).header("host", authority.as_str()).body(Full::new(Bytes::new()))?;
+                        let request = hyper::Request::get(path(index)).header("host", authority.as_str()).body(Full::new(Bytes::new()))?;
                         sender.ready().await?;
                         let response = sender.send_request(request).await?;
                         let status = response.status().as_u16();
@@ -152,8 +164,14 @@ async fn measure(kind: Kind, base: &str, connections: u64, total: u64, next_inde
             anyhow::Ok(())
         }));
     }
-    for task in tasks {
-        task.await.context("a client task panicked")??;
+    for position in 0..tasks.len() {
+        let finished = (&mut tasks[position]).await.context("a client task panicked").and_then(|sent| sent);
+        if let Err(error) = finished {
+            for rest in &tasks[position + 1..] {
+                rest.abort();
+            }
+            return Err(error.context(format!("client {}", kind.label())));
+        }
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds() - cpu_before;
@@ -194,6 +212,19 @@ fn median(values: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_client_takes_each_place_once() {
+        let rounds: Vec<[Kind; 3]> = (0..3).map(Kind::order).collect();
+        for kind in Kind::ALL {
+            for order in &rounds {
+                assert!(order.contains(&kind), "round {order:?} runs {kind:?}");
+            }
+            for place in 0..3 {
+                assert!(rounds.iter().any(|order| order[place] == kind), "{kind:?} comes at place {place} in one of {rounds:?}");
+            }
+        }
+    }
 
     #[test]
     fn median_of_odd_and_even_counts() {

@@ -27,9 +27,9 @@ const MAX_LATENCY_MICROS: u64 = 60_000_000;
 const ERROR_SAMPLES: usize = 5;
 
 /// Requests built in advance per second of a closed-loop load that is bounded by time alone, set
-/// above the rate of the fastest server measured (the baseline, about 100,000 per second on the
-/// 2-core machine). A load that outruns them builds the rest during the load, and its row in the
-/// report gives how many.
+/// above the rate of the fastest server measured (the baseline, 87,813 to 115,294 per second in the
+/// full runs of docs/benchmarks/gaps.md). A load that outruns them builds the rest during the
+/// load, and its row in the report gives how many.
 const PREBUILT_PER_SECOND: f64 = 150_000.0;
 
 /// One request to send. Cloning it copies no path or body bytes.
@@ -119,19 +119,18 @@ pub enum Pacing {
 }
 
 impl Pacing {
-    /// Returns when request `offset` of a load that started at `start` is due, and the time to
-    /// wait for before sending it, if any (`now` is the current time).
+    /// Returns when request `offset` of a load that started at `start` is due, and whether the
+    /// sender must sleep until then (`now` is the current time).
     ///
-    /// Only a request paced ahead of `now` waits. tokio's timer rounds every deadline up to its next
-    /// millisecond tick, so even a sleep until `now` takes up to 1 ms. A closed loop that slept
-    /// before each request therefore sent at most about one request per connection and
-    /// millisecond, and measured a fast server at a third of its rate.
-    pub fn schedule(self, start: Instant, offset: u64, now: Instant) -> (Instant, Option<Instant>) {
+    /// A closed loop never sleeps, and a fixed-rate request sleeps only when it is ahead of its
+    /// due time. tokio's timer rounds every deadline up to its next millisecond tick, so even a
+    /// sleep until `now` lasts about 1 ms.
+    pub fn schedule(self, start: Instant, offset: u64, now: Instant) -> (Instant, bool) {
         match self {
-            Pacing::ClosedLoop => (now, None),
+            Pacing::ClosedLoop => (now, false),
             Pacing::FixedRate(rate) => {
                 let due = start + Duration::from_secs_f64(offset as f64 / rate);
-                (due, (due > now).then_some(due))
+                (due, due > now)
             }
         }
     }
@@ -178,6 +177,9 @@ pub struct LoadResult {
     pub server_cpu_seconds: Option<f64>,
     /// Requests built during the load because the load outran the ones built before it.
     pub built_during_load: u64,
+    /// Requests that slept until their due time: fixed-rate requests ahead of it, never those of
+    /// a closed loop.
+    pub waited: u64,
 }
 
 /// Figures of a load, as the report shows them.
@@ -206,6 +208,7 @@ impl LoadResult {
             error_samples: Vec::new(),
             server_cpu_seconds: None,
             built_during_load: 0,
+            waited: 0,
         }
     }
 
@@ -214,6 +217,7 @@ impl LoadResult {
         self.succeeded += other.succeeded;
         self.errors += other.errors;
         self.built_during_load += other.built_during_load;
+        self.waited += other.waited;
         self.elapsed += other.elapsed;
         self.latency.add(&other.latency).expect("histograms share their bounds");
         self.server_cpu_seconds = match (self.server_cpu_seconds, other.server_cpu_seconds) {
@@ -369,12 +373,13 @@ impl Worker {
                 break;
             }
             let now = Instant::now();
-            let (due, wait) = self.plan.pacing.schedule(self.start, offset, now);
+            let (due, sleep) = self.plan.pacing.schedule(self.start, offset, now);
             if deadline.is_some_and(|deadline| due >= deadline || now >= deadline) {
                 break;
             }
-            if let Some(wait) = wait {
-                tokio::time::sleep_until(wait).await;
+            if sleep {
+                result.waited += 1;
+                tokio::time::sleep_until(due).await;
             }
 
             let (spec, built_now) = self.prepared.request(offset);
@@ -452,14 +457,43 @@ mod tests {
     fn only_requests_ahead_of_their_rate_wait() {
         let start = Instant::now();
         let later = start + Duration::from_millis(50);
-        assert_eq!(Pacing::ClosedLoop.schedule(start, 7, later), (later, None), "a closed loop sends at once");
+        assert_eq!(Pacing::ClosedLoop.schedule(start, 7, later), (later, false), "a closed loop sends at once");
 
         let paced = Pacing::FixedRate(1_000.0);
         let ahead = start + Duration::from_millis(100);
-        assert_eq!(paced.schedule(start, 100, later), (ahead, Some(ahead)), "request 100 is due at 100 ms");
+        assert_eq!(paced.schedule(start, 100, later), (ahead, true), "request 100 is due at 100 ms");
         let behind = start + Duration::from_millis(20);
-        assert_eq!(paced.schedule(start, 20, later), (behind, None), "a late request goes at once and keeps its due time");
-        assert_eq!(paced.schedule(start, 50, later), (later, None), "a request due now goes at once");
+        assert_eq!(paced.schedule(start, 20, later), (behind, false), "a late request goes at once and keeps its due time");
+        assert_eq!(paced.schedule(start, 50, later), (later, false), "a request due now goes at once");
+    }
+
+    /// Connects to the in-process baseline server on `address` once it listens.
+    async fn connect_when_listening(address: SocketAddr) -> LoadClient {
+        for _ in 0..100 {
+            if let Ok(client) = LoadClient::connect(address, 1).await {
+                return client;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the baseline server on {address} did not listen within 5 s");
+    }
+
+    #[tokio::test]
+    async fn closed_loop_never_sleeps() {
+        let address: SocketAddr = format!("127.0.0.1:{}", crate::process::free_port().unwrap()).parse().unwrap();
+        tokio::spawn(crate::baseline::serve(address));
+        let mut client = connect_when_listening(address).await;
+        let source: RequestSource = Arc::new(|_| RequestSpec::get("/".to_string()));
+
+        let closed = client.run(Plan::requests(200), Arc::clone(&source), None).await.unwrap();
+        assert_eq!(closed.succeeded, 200);
+        assert_eq!(closed.waited, 0, "no closed-loop request sleeps");
+
+        // 2,000 per second spaces the requests 0.5 ms apart, more than a loopback request takes.
+        let paced = Plan { pacing: Pacing::FixedRate(2_000.0), ..Plan::requests(100) };
+        let paced = client.run(paced, source, None).await.unwrap();
+        assert_eq!(paced.succeeded, 100);
+        assert!(paced.waited > 0, "fixed-rate requests ahead of their due time sleep");
     }
 
     #[test]

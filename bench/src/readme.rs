@@ -18,9 +18,10 @@ fn method(sizes: Sizes) -> String {
 
 - **Load generator.** uig-bench's own: tokio and the hyper HTTP/1.1 client, with keep-alive
   connections opened before the timer starts. Loads are closed-loop unless a row says otherwise,
-  so each connection sends its next request at once when it has read the previous response,
-  without a timer: tokio's timer rounds deadlines up to a 1 ms tick, and a wait on it before each
-  request held a fast server to about a third of its rate (fixed since 2026-12-05). Every
+  so each connection sends its next request at once when it has read the previous response. No
+  request of a closed loop sleeps, because tokio's timer rounds deadlines up to its next 1 ms
+  tick. Runs before commit a8fc274 slept before each request, which held the baseline to about
+  0.35× to 0.45× of its rate at 64 connections and to 1/18 at one connection. Every
   latency goes into an HDR histogram with 3 significant digits. req/s is successful requests
   divided by the time from the first request to the last response. A request is an error when
   the status is not 2xx, the body check fails, or the connection fails.

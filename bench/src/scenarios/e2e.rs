@@ -117,7 +117,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     let balance = mock.balance().await?;
     let note = (balance == 0).then(|| "the mock's AVINFO balance ran out, so some lookups failed".to_string());
     let server_cpu_seconds = cpu_before.zip(cpu_after).map(|(before, after)| after - before);
-    let end_to_end = LoadResult { succeeded: delivered, errors: messages - delivered.min(messages), elapsed, latency, error_samples: Vec::new(), server_cpu_seconds, built_during_load: sends.built_during_load };
+    let end_to_end = LoadResult { succeeded: delivered, errors: messages - delivered.min(messages), elapsed, latency, error_samples: Vec::new(), server_cpu_seconds, built_during_load: sends.built_during_load, waited: 0 };
     record_load(bench, "e2e", "e2e", "first send to last callback; latency from stored to callback received", sizes.connections, &end_to_end, note);
 
     bench.report.memory.push(MemoryRow { id: "gateway-e2e-peak".to_string(), process: "uig serve".to_string(), state: "peak during e2e (50 ms samples)".to_string(), megabytes: peak });
