@@ -100,8 +100,8 @@ pub async fn run(binaries: &Binaries, sizes: Sizes, folder: &std::path::Path) ->
     for (kind, figures) in &results {
         let rates: Vec<f64> = figures.iter().map(|figure| figure.requests_per_second).collect();
         let costs: Vec<f64> = figures.iter().map(|figure| figure.cpu_ms_per_request).collect();
-        let each: Vec<String> = costs.iter().map(|cost| format!("{cost:.4}")).collect();
-        println!("| {} | {:.0} | {:.4} | {} |", kind.label(), median(&rates), median(&costs), each.join(", "));
+        let per_round: Vec<String> = costs.iter().map(|cost| format!("{cost:.4}")).collect();
+        println!("| {} | {:.0} | {:.4} | {} |", kind.label(), median(&rates), median(&costs), per_round.join(", "));
     }
     println!("\nCPU is this process's user and system time per request, the work common to the three clients included.");
     Ok(())
