@@ -22,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use crate::bench::Sizes;
 use crate::mock::{vin, Mock, AVINFO_KEY};
 use crate::process::Binaries;
+use crate::scenarios::is_avinfo_success;
 
 /// The clients compared, in the order of the first round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,7 +182,7 @@ async fn measure(kind: Kind, base: &str, connections: u64, per_task: u64, next_i
 
 /// Accepts a 200 response with `"success":1`, as the sync scenario's direct lookups do.
 fn check(status: u16, body: &[u8]) -> anyhow::Result<()> {
-    if status != 200 || !body.windows(11).any(|window| window == br#""success":1"#) {
+    if status != 200 || !is_avinfo_success(body) {
         bail!("AVINFO lookup failed with HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)]));
     }
     Ok(())

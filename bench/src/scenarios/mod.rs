@@ -38,10 +38,15 @@ pub fn vehicle_lookups() -> RequestSource {
     Arc::new(|index| RequestSpec::get(format!("/api/v1/vehicle?key={AVINFO_KEY}&vin={}", vin(index))))
 }
 
+/// Reports whether an AVINFO response body contains `"success":1`.
+pub fn is_avinfo_success(body: &[u8]) -> bool {
+    body.windows(11).any(|window| window == br#""success":1"#)
+}
+
 /// Accepts an AVINFO response only with `"success":1`, so an error relayed with 200 counts as an error.
 pub fn avinfo_success() -> ResponseCheck {
     Arc::new(|body| {
-        if body.windows(11).any(|window| window == br#""success":1"#) {
+        if is_avinfo_success(body) {
             return Ok(());
         }
         Err(format!("AVINFO response without success: {}", String::from_utf8_lossy(&body[..body.len().min(200)])))
