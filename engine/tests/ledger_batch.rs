@@ -399,6 +399,31 @@ async fn open_transaction_rolled_back() {
     assert_eq!(count(db.clone()).await, before);
 }
 
+/// A read transaction left open on a reader connection is rolled back, so no later read on that
+/// connection reads the old snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_read_transaction_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("read.db")).await;
+    let ids = fill(&db).await;
+    let count = "SELECT count(*) FROM messages";
+    let before: i64 = db
+        .with_reader_handle(|sqlite| {
+            sqlite.execute_batch("BEGIN").unwrap();
+            sqlite.query_row(count, [], |row| row.get(0)).unwrap()
+        })
+        .await
+        .unwrap();
+    db.writer.execute_unprepared(&format!("DELETE FROM messages WHERE id = {}", ids[0])).await.unwrap();
+    // Reads one after another reuse the idle connection, the one that was left open among them.
+    for _ in 0..16 {
+        let (now, autocommit): (i64, bool) =
+            db.with_reader_handle(|sqlite| (sqlite.query_row(count, [], |row| row.get(0)).unwrap(), sqlite.is_autocommit())).await.unwrap();
+        assert_eq!(now, before - 1, "a read saw the snapshot of the transaction left open");
+        assert!(autocommit);
+    }
+}
+
 /// Returns true when `future` panics. It runs as a local task, because the writer's locked
 /// handle is not `Send`.
 async fn panics<F: std::future::Future + 'static>(future: std::panic::AssertUnwindSafe<F>) -> bool {

@@ -132,38 +132,61 @@ impl Db {
     ///
     /// The calling thread blocks while `work` runs: the group-commit thread calls this, and tests.
     pub async fn with_writer_handle<T>(&self, work: impl FnOnce(&rusqlite::Connection) -> T) -> Result<T, DbErr> {
-        let sqlx_error = |error: sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error));
-        let mut connection = self.writer.get_sqlite_connection_pool().acquire().await.map_err(sqlx_error)?;
-        let mut locked = connection.lock_handle().await.map_err(sqlx_error)?;
-        // SAFETY: sqlx's connection thread makes no call on the handle while `locked` lives, which
-        // is until the end of this function, after `sqlite` is dropped. A connection made with
-        // `from_handle` does not close the handle when dropped.
-        let sqlite = unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr()) }
-            .map_err(|error| DbErr::Custom(format!("cannot use the writer connection: {error}")))?;
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&sqlite)));
-        let stuck = !sqlite.is_autocommit() && {
-            tracing::error!("a batch left the writer connection inside a transaction; rolling it back");
-            if let Err(error) = sqlite.execute_batch("ROLLBACK") {
-                tracing::error!(%error, "rolling back the open transaction failed");
-            }
-            !sqlite.is_autocommit()
-        };
-        drop(sqlite);
-        drop(locked);
-        if stuck {
-            tracing::error!("the writer connection is still inside a transaction; closing it so that the pool opens a fresh one");
-            connection.close_on_drop();
-        }
-        match result {
-            Ok(result) => Ok(result),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        with_handle(&self.writer, "writer", work).await
+    }
+
+    /// Takes a connection of the reader pool and runs `work` on its SQLite handle through
+    /// rusqlite, for reads of many short statements (a `list-new` page by number). On a
+    /// multi-threaded runtime, the worker thread hands its other tasks over while `work` runs.
+    pub async fn with_reader_handle<T>(&self, work: impl FnOnce(&rusqlite::Connection) -> T) -> Result<T, DbErr> {
+        let multi_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        with_handle(&self.reader, "reader", |sqlite| if multi_threaded { tokio::task::block_in_place(|| work(sqlite)) } else { work(sqlite) }).await
     }
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), DbErr> {
         Migrator::up(&self.writer, None).await
     }
+}
+
+/// Runs `work` on the SQLite handle of a connection of `pool`; see [`Db::with_writer_handle`].
+async fn with_handle<T>(pool: &DatabaseConnection, name: &str, work: impl FnOnce(&rusqlite::Connection) -> T) -> Result<T, DbErr> {
+    let sqlx_error = |error: sqlx::Error| DbErr::Conn(sea_orm::RuntimeErr::SqlxError(error));
+    let mut connection = pool.get_sqlite_connection_pool().acquire().await.map_err(sqlx_error)?;
+    let mut locked = connection.lock_handle().await.map_err(sqlx_error)?;
+    // SAFETY: sqlx's connection thread makes no call on the handle while `locked` lives, which
+    // is until the end of this function, after `sqlite` is dropped. A connection made with
+    // `from_handle` does not close the handle when dropped.
+    let sqlite = unsafe { rusqlite::Connection::from_handle(locked.as_raw_handle().as_ptr()) }
+        .map_err(|error| DbErr::Custom(format!("cannot use the {name} connection: {error}")))?;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&sqlite)));
+    let stuck = !sqlite.is_autocommit() && {
+        tracing::error!(connection = name, "work on a connection left it inside a transaction; rolling it back");
+        if let Err(error) = sqlite.execute_batch("ROLLBACK") {
+            tracing::error!(%error, "rolling back the open transaction failed");
+        }
+        !sqlite.is_autocommit()
+    };
+    drop(sqlite);
+    drop(locked);
+    if stuck {
+        tracing::error!(connection = name, "the connection is still inside a transaction; closing it so that the pool opens a fresh one");
+        connection.close_on_drop();
+    }
+    match result {
+        Ok(result) => Ok(result),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Runs `work` in one read transaction on `sqlite`, so that all its reads see one snapshot.
+pub fn read_transaction<T, E: From<rusqlite::Error>>(sqlite: &rusqlite::Connection, work: impl FnOnce(&rusqlite::Connection) -> Result<T, E>) -> Result<T, E> {
+    sqlite.execute_batch("BEGIN")?;
+    let result = work(sqlite);
+    // A read transaction has nothing to keep, so it ends the same way whatever `work` returned.
+    sqlite.execute_batch("COMMIT")?;
+    result
 }
 
 /// Runs `work` between `BEGIN IMMEDIATE` and `COMMIT` on `sqlite`. If `work` or the commit fails,

@@ -8,7 +8,8 @@ use sea_orm::{
 
 use crate::db::{attempt, message, Db};
 use crate::status::Status;
-use unread::{UnreadWalk, Walk};
+use rusqlite::OptionalExtension;
+use unread::{UnreadWalk, Walk, WalkError};
 
 pub mod batch;
 pub mod unread;
@@ -288,65 +289,79 @@ pub async fn list(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr> {
         return list_by_sequence(db, query).await;
     }
     if query.page == 1 {
-        return list_unread_from(&db.reader, query, query.anchor.map(|anchor| (anchor, false))).await;
+        return list_unread_first(&db.reader, query).await;
     }
-    // One read transaction, so that the counts and the page come from the same snapshot.
-    let transaction = db.reader.begin().await?;
-    let walk = UnreadWalk {
-        connection: &transaction,
-        client_id: query.client_id,
-        walk: match query.order {
-            ListOrder::Asc => Walk::Up,
-            ListOrder::Desc => Walk::Down,
-        },
+    // One read transaction on the reader's own SQLite handle, so that the counts and the page
+    // come from the same snapshot, and each of the walk's short queries costs SQLite's work only.
+    let walk = match query.order {
+        ListOrder::Asc => Walk::Up,
+        ListOrder::Desc => Walk::Down,
     };
     let skip = (query.page - 1) * query.per_page;
-    let page = match walk_start(&transaction, query).await? {
-        Some(start) => match walk.locate(start, skip).await? {
-            Some(first) => list_unread_from(&transaction, query, Some((first, true))).await?,
-            None => ListPage { rows: Vec::new(), has_more: false },
-        },
-        None => ListPage { rows: Vec::new(), has_more: false },
-    };
-    transaction.commit().await?;
-    Ok(page)
+    db.with_reader_handle(|sqlite| {
+        crate::db::read_transaction(sqlite, |sqlite| {
+            let Some(start) = walk_start(sqlite, query)? else {
+                return Ok(ListPage { rows: Vec::new(), has_more: false });
+            };
+            match (UnreadWalk { sqlite, client_id: query.client_id, walk }).locate(start, skip)? {
+                Some(first) => Ok(unread_page_from(sqlite, query, first)?),
+                None => Ok(ListPage { rows: Vec::new(), has_more: false }),
+            }
+        })
+    })
+    .await?
+    .map_err(|error: WalkError| DbErr::Custom(format!("listing page {} of unread messages failed: {error}", query.page)))
 }
 
 /// Returns the sequence number where a walk through the client's unread messages starts. Upward it
 /// is the first one after the anchor, downward one above the last one before the anchor. Returns
 /// none when no message lies beyond the anchor.
-async fn walk_start<C: ConnectionTrait>(connection: &C, query: &ListQuery) -> Result<Option<i64>, DbErr> {
-    let mut found = message::Entity::find()
-        .select_only()
-        .column(message::Column::ClientSeq)
-        .filter(message::Column::ClientId.eq(query.client_id));
-    found = match (query.order, query.anchor) {
-        (ListOrder::Asc, Some(anchor)) => found.filter(message::Column::Id.gt(anchor)).order_by_asc(message::Column::Id),
-        (ListOrder::Asc, None) => found.order_by_asc(message::Column::Id),
-        (ListOrder::Desc, Some(anchor)) => found.filter(message::Column::Id.lt(anchor)).order_by_desc(message::Column::Id),
-        (ListOrder::Desc, None) => found.order_by_desc(message::Column::Id),
+fn walk_start(sqlite: &rusqlite::Connection, query: &ListQuery) -> rusqlite::Result<Option<i64>> {
+    let (sql, anchor) = match query.order {
+        ListOrder::Asc => ("SELECT client_seq FROM messages WHERE client_id = ?1 AND id > ?2 ORDER BY id LIMIT 1", query.anchor.unwrap_or(i64::MIN)),
+        ListOrder::Desc => ("SELECT client_seq FROM messages WHERE client_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT 1", query.anchor.unwrap_or(i64::MAX)),
     };
-    let sequence: Option<i64> = found.limit(1).into_tuple().one(connection).await?;
+    let sequence: Option<i64> = sqlite.prepare_cached(sql)?.query_row((query.client_id, anchor), |row| row.get(0)).optional()?;
     Ok(sequence.map(|sequence| match query.order {
         ListOrder::Asc => sequence,
         ListOrder::Desc => sequence + 1,
     }))
 }
 
-/// Lists one page of unread messages from a boundary id in the query's order. An anchor boundary
-/// `(id, false)` is excluded, and a page's first message `(id, true)` is included.
-async fn list_unread_from<C: ConnectionTrait>(connection: &C, query: &ListQuery, boundary: Option<(i64, bool)>) -> Result<ListPage, DbErr> {
+/// Lists one page of unread messages in the query's order from the message `first`, included.
+fn unread_page_from(sqlite: &rusqlite::Connection, query: &ListQuery, first: i64) -> rusqlite::Result<ListPage> {
+    let sql = match query.order {
+        ListOrder::Asc => {
+            "SELECT id, status, created_at, updated_at FROM messages WHERE client_id = ?1 AND read_at IS NULL AND id >= ?2 \
+             ORDER BY id LIMIT ?3"
+        }
+        ListOrder::Desc => {
+            "SELECT id, status, created_at, updated_at FROM messages WHERE client_id = ?1 AND read_at IS NULL AND id <= ?2 \
+             ORDER BY id DESC LIMIT ?3"
+        }
+    };
+    let mut statement = sqlite.prepare_cached(sql)?;
+    // One row past the page shows whether more follow.
+    let listed = statement.query_map((query.client_id, first, query.per_page as i64 + 1), |row| {
+        Ok(ListedMessage { id: row.get(0)?, status: row.get(1)?, created_at: row.get(2)?, updated_at: row.get(3)? })
+    })?;
+    let mut rows = listed.collect::<rusqlite::Result<Vec<_>>>()?;
+    let has_more = rows.len() as u64 > query.per_page;
+    rows.truncate(query.per_page as usize);
+    Ok(ListPage { rows, has_more })
+}
+
+/// Lists the first page of unread messages after the query's anchor, in the query's order.
+async fn list_unread_first<C: ConnectionTrait>(connection: &C, query: &ListQuery) -> Result<ListPage, DbErr> {
     let mut ids = message::Entity::find()
         .select_only()
         .column(message::Column::Id)
         .filter(message::Column::ClientId.eq(query.client_id))
         .filter(message::Column::ReadAt.is_null());
-    ids = match (query.order, boundary) {
+    ids = match (query.order, query.anchor) {
         (_, None) => ids,
-        (ListOrder::Asc, Some((id, false))) => ids.filter(message::Column::Id.gt(id)),
-        (ListOrder::Asc, Some((id, true))) => ids.filter(message::Column::Id.gte(id)),
-        (ListOrder::Desc, Some((id, false))) => ids.filter(message::Column::Id.lt(id)),
-        (ListOrder::Desc, Some((id, true))) => ids.filter(message::Column::Id.lte(id)),
+        (ListOrder::Asc, Some(anchor)) => ids.filter(message::Column::Id.gt(anchor)),
+        (ListOrder::Desc, Some(anchor)) => ids.filter(message::Column::Id.lt(anchor)),
     };
     let order = match query.order {
         ListOrder::Asc => Order::Asc,

@@ -18,13 +18,19 @@
 //!
 //! A client's message ids and sequence numbers grow together, so a range of sequence numbers is
 //! also a range of ids in the `(client_id, read_at, id)` index of unread messages.
+//!
+//! The walk runs through rusqlite on a reader connection's own SQLite handle. At 1,000,000
+//! messages it reads up to about 530 count rows in five queries. Through sea-orm and sqlx, each
+//! query cost 14 to 35 µs and each row about 0.4 µs more, and a middle page by number took a p50
+//! of 0.77 ms over HTTP against 0.46 ms now, about the time of a first page.
+//!
+//! NOTE: SQLite syntax and driver, like the group-commit batches. MariaDB and PostgreSQL need
+//! the walk on their own drivers.
 
 use std::collections::BTreeMap;
 
-use sea_orm::sea_query::{Expr, Func, Query, SimpleExpr};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, Statement};
-
-use crate::db::{message, unread_count};
+use rusqlite::OptionalExtension;
+use sea_orm::{ConnectionTrait, DbErr, Statement};
 
 /// Level 1 counts blocks of `1 << LEVEL1_SHIFT` sequence numbers.
 const LEVEL1_SHIFT: u32 = 8;
@@ -141,62 +147,95 @@ impl Walk {
             Walk::Down => (bucket + 1) << shift,
         }
     }
-
-    fn order(self) -> Order {
-        match self {
-            Walk::Up => Order::Asc,
-            Walk::Down => Order::Desc,
-        }
-    }
 }
 
-/// Unread messages of one client, walked by sequence number.
-pub struct UnreadWalk<'c, C> {
-    pub connection: &'c C,
+/// The id of the client `?1`'s first message whose sequence number is `$seq` or above.
+macro_rules! id_from {
+    ($seq:literal) => {
+        concat!("(SELECT id FROM messages WHERE client_id = ?1 AND client_seq >= ", $seq, " ORDER BY client_seq LIMIT 1)")
+    };
+}
+
+/// Unread messages of client `?1` with a sequence number in `[?2, ?3)`. Without a message at `?3`
+/// or above, the range runs to the client's last message.
+const COUNT_BETWEEN: &str = concat!(
+    "SELECT count(*) FROM messages WHERE client_id = ?1 AND read_at IS NULL AND id >= ",
+    id_from!("?2"),
+    " AND id < coalesce(",
+    id_from!("?3"),
+    ", 9223372036854775807)"
+);
+
+/// Non-zero counts of client `?1` at level `?2` for the buckets in `[?3, ?4)`, upward.
+const COUNTS_UP: &str = "SELECT bucket, unread FROM unread_counts WHERE client_id = ?1 AND level = ?2 AND bucket >= ?3 AND bucket < ?4 \
+                         AND unread > 0 ORDER BY bucket";
+/// The same as [`COUNTS_UP`], downward.
+const COUNTS_DOWN: &str = "SELECT bucket, unread FROM unread_counts WHERE client_id = ?1 AND level = ?2 AND bucket >= ?3 AND bucket < ?4 \
+                           AND unread > 0 ORDER BY bucket DESC";
+
+/// The id of client `?1`'s unread message `?3` places up from sequence number `?2`.
+const NTH_UP: &str =
+    concat!("SELECT id FROM messages WHERE client_id = ?1 AND read_at IS NULL AND id >= ", id_from!("?2"), " ORDER BY id LIMIT 1 OFFSET ?3");
+/// The id of client `?1`'s unread message `?3` places down from below sequence number `?2`.
+const NTH_DOWN: &str = concat!(
+    "SELECT id FROM messages WHERE client_id = ?1 AND read_at IS NULL AND id < coalesce(",
+    id_from!("?2"),
+    ", 9223372036854775807) ORDER BY id DESC LIMIT 1 OFFSET ?3"
+);
+
+/// A walk that could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum WalkError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("unread_counts of client {client_id} disagree between level-2 block {bucket} and its level-1 blocks")]
+    Disagree { client_id: i32, bucket: i64 },
+}
+
+/// Unread messages of one client, walked by sequence number on a SQLite handle of the reader
+/// pool ([`crate::db::Db::with_reader_handle`]). Each step is one short query, and rusqlite
+/// returns a row for a fraction of what a query through sea-orm and sqlx costs.
+pub struct UnreadWalk<'c> {
+    pub sqlite: &'c rusqlite::Connection,
     pub client_id: i32,
     pub walk: Walk,
 }
 
-impl<C: ConnectionTrait> UnreadWalk<'_, C> {
+impl UnreadWalk<'_> {
     /// Returns the id of the unread message that comes `skip` unread messages after `start` (0 is
     /// the first one at or after `start` upward, or below `start` downward), or none when fewer
     /// unread messages remain.
-    pub async fn locate(&self, start: i64, mut skip: u64) -> Result<Option<i64>, DbErr> {
+    pub fn locate(&self, start: i64, mut skip: u64) -> Result<Option<i64>, WalkError> {
         if self.walk == Walk::Down && start <= 0 {
             return Ok(None);
         }
         // 1. The rest of the level-1 block holding the start, entry by entry.
         let rest = self.walk.block_rest(start, LEVEL1_SHIFT);
-        let unread = self.count_between(rest).await?;
+        let unread = self.count_between(rest)?;
         if skip < unread {
-            return self.nth(start, skip).await;
+            return Ok(self.nth(start, skip)?);
         }
         skip -= unread;
 
         // 2. The rest of the level-2 block, by level-1 counts.
         let (low, high) = self.walk.block_rest(self.walk.after(rest), LEVEL2_SHIFT);
-        let level1 = self.counts(1, Some(low >> LEVEL1_SHIFT), Some(high >> LEVEL1_SHIFT)).await?;
-        if let Some(found) = self.descend(level1, &mut skip).await? {
+        if let Some(found) = self.descend((low >> LEVEL1_SHIFT, high >> LEVEL1_SHIFT), &mut skip)? {
             return Ok(Some(found));
         }
 
         // 3. Whole level-2 blocks, then down into the one that holds the message.
-        let position = self.walk.after((low, high));
+        let position = self.walk.after((low, high)) >> LEVEL2_SHIFT;
         let level2 = match self.walk {
-            Walk::Up => self.counts(2, Some(position >> LEVEL2_SHIFT), None).await?,
-            Walk::Down => self.counts(2, None, Some(position >> LEVEL2_SHIFT)).await?,
+            Walk::Up => self.counts(2, (position, i64::MAX))?,
+            Walk::Down => self.counts(2, (i64::MIN, position))?,
         };
         for (bucket, unread) in level2 {
             if skip < unread {
                 let first = bucket << (LEVEL2_SHIFT - LEVEL1_SHIFT);
                 let last = (bucket + 1) << (LEVEL2_SHIFT - LEVEL1_SHIFT);
-                let level1 = self.counts(1, Some(first), Some(last)).await?;
-                return match self.descend(level1, &mut skip).await? {
+                return match self.descend((first, last), &mut skip)? {
                     Some(found) => Ok(Some(found)),
-                    None => Err(DbErr::Custom(format!(
-                        "unread_counts of client {} disagree between level 2 block {bucket} and its level-1 blocks",
-                        self.client_id
-                    ))),
+                    None => Err(WalkError::Disagree { client_id: self.client_id, bucket }),
                 };
             }
             skip -= unread;
@@ -204,12 +243,12 @@ impl<C: ConnectionTrait> UnreadWalk<'_, C> {
         Ok(None)
     }
 
-    /// Passes level-1 blocks by their counts; returns the message once the block holding it is
-    /// reached, and otherwise lowers `skip` by every block passed.
-    async fn descend(&self, level1: Vec<(i64, u64)>, skip: &mut u64) -> Result<Option<i64>, DbErr> {
-        for (bucket, unread) in level1 {
+    /// Passes the level-1 blocks in `buckets` by their counts, lowering `skip` by each block
+    /// passed. Returns the message once the walk reaches the block that holds it.
+    fn descend(&self, buckets: (i64, i64), skip: &mut u64) -> rusqlite::Result<Option<i64>> {
+        for (bucket, unread) in self.counts(1, buckets)? {
             if *skip < unread {
-                return self.nth(self.walk.entry(bucket, LEVEL1_SHIFT), *skip).await;
+                return self.nth(self.walk.entry(bucket, LEVEL1_SHIFT), *skip);
             }
             *skip -= unread;
         }
@@ -217,72 +256,30 @@ impl<C: ConnectionTrait> UnreadWalk<'_, C> {
     }
 
     /// Returns the non-zero counts of `level` for the buckets in `[from, to)`, in walk order.
-    async fn counts(&self, level: i16, from: Option<i64>, to: Option<i64>) -> Result<Vec<(i64, u64)>, DbErr> {
-        let mut query = unread_count::Entity::find()
-            .select_only()
-            .column(unread_count::Column::Bucket)
-            .column(unread_count::Column::Unread)
-            .filter(unread_count::Column::ClientId.eq(self.client_id))
-            .filter(unread_count::Column::Level.eq(level))
-            .filter(unread_count::Column::Unread.gt(0));
-        if let Some(from) = from {
-            query = query.filter(unread_count::Column::Bucket.gte(from));
-        }
-        if let Some(to) = to {
-            query = query.filter(unread_count::Column::Bucket.lt(to));
-        }
-        let rows: Vec<(i64, i64)> = query.order_by(unread_count::Column::Bucket, self.walk.order()).into_tuple().all(self.connection).await?;
-        Ok(rows.into_iter().map(|(bucket, unread)| (bucket, unread as u64)).collect())
-    }
-
-    /// Returns a subquery for the id of the client's first message whose sequence number is
-    /// `sequence` or above. With `or_last`, the subquery gives a value above every id when there
-    /// is no such message.
-    fn id_from(&self, sequence: i64, or_last: bool) -> SimpleExpr {
-        let first = Query::select()
-            .column(message::Column::Id)
-            .from(message::Entity)
-            .and_where(message::Column::ClientId.eq(self.client_id))
-            .and_where(message::Column::ClientSeq.gte(sequence))
-            .order_by(message::Column::ClientSeq, Order::Asc)
-            .limit(1)
-            .to_owned();
-        let first = SimpleExpr::SubQuery(None, Box::new(first.into_sub_query_statement()));
-        if or_last {
-            Func::coalesce([first, Expr::value(i64::MAX)]).into()
-        } else {
-            first
-        }
-    }
-
-    fn unread(&self) -> sea_orm::Select<message::Entity> {
-        message::Entity::find()
-            .select_only()
-            .column(message::Column::Id)
-            .filter(message::Column::ClientId.eq(self.client_id))
-            .filter(message::Column::ReadAt.is_null())
+    fn counts(&self, level: i16, (from, to): (i64, i64)) -> rusqlite::Result<Vec<(i64, u64)>> {
+        let sql = match self.walk {
+            Walk::Up => COUNTS_UP,
+            Walk::Down => COUNTS_DOWN,
+        };
+        let mut statement = self.sqlite.prepare_cached(sql)?;
+        let rows = statement.query_map((self.client_id, level, from, to), |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)? as u64)))?;
+        rows.collect()
     }
 
     /// Counts unread messages with a sequence number in `[low, high)`.
-    async fn count_between(&self, (low, high): (i64, i64)) -> Result<u64, DbErr> {
-        let counted: Option<i64> = self
-            .unread()
-            .filter(Expr::col(message::Column::Id).gte(self.id_from(low, false)))
-            .filter(Expr::col(message::Column::Id).lt(self.id_from(high, true)))
-            .select_only()
-            .column_as(message::Column::Id.count(), "count")
-            .into_tuple()
-            .one(self.connection)
-            .await?;
-        Ok(counted.unwrap_or(0) as u64)
+    fn count_between(&self, (low, high): (i64, i64)) -> rusqlite::Result<u64> {
+        let mut statement = self.sqlite.prepare_cached(COUNT_BETWEEN)?;
+        let counted: i64 = statement.query_row((self.client_id, low, high), |row| row.get(0))?;
+        Ok(counted as u64)
     }
 
     /// Returns the id of the unread message `skip` places from `position` in walk order.
-    async fn nth(&self, position: i64, skip: u64) -> Result<Option<i64>, DbErr> {
-        let bound = match self.walk {
-            Walk::Up => Expr::col(message::Column::Id).gte(self.id_from(position, false)),
-            Walk::Down => Expr::col(message::Column::Id).lt(self.id_from(position, true)),
+    fn nth(&self, position: i64, skip: u64) -> rusqlite::Result<Option<i64>> {
+        let sql = match self.walk {
+            Walk::Up => NTH_UP,
+            Walk::Down => NTH_DOWN,
         };
-        self.unread().filter(bound).order_by(message::Column::Id, self.walk.order()).offset(skip).limit(1).into_tuple().one(self.connection).await
+        let mut statement = self.sqlite.prepare_cached(sql)?;
+        statement.query_row((self.client_id, position, skip as i64), |row| row.get(0)).optional()
     }
 }
