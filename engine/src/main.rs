@@ -5,6 +5,14 @@ use std::io::IsTerminal;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc instead of glibc's malloc: durable intake took 6% less CPU per request (0.0467 ms
+/// against 0.0497, means of six alternating `uig-bench intake` runs each), for 1.5 MB more RSS at
+/// idle and 6 MB more at the peak of `uig-bench e2e`.
+/// Plugins keep their own allocator: what crosses the plugin boundary is an `abi_stable` type,
+/// freed by the module that allocated it. SQLite keeps glibc's malloc too.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() {
     let filter = EnvFilter::try_from_env("UIG_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
