@@ -66,8 +66,11 @@ fn method(sizes: Sizes) -> String {
   cache hits. Latency is per message, from its `created_at` to the sink's receive time.
 - **listing.** One real message is stored through a sync send. Then SQL copies it into the
   ledger (`client_seq` dense, fresh request hashes, every third copy read) until the client has
-  {small} and then {large} messages, with the gateway stopped. Each page variant is read
-  {listing} times over {listing_connections}, with `per_page=100`, ascending. The variants are
+  {small} messages in one gateway's ledger and {large} in another's, each gateway stopped during
+  its fill. Both gateways then run side by side. Each page variant is read {listing} times at
+  each size over {listing_connections}, with `per_page=100`, ascending, in six rounds that
+  alternate between the two sizes, so that both meet the same moments of the machine's noise
+  (their p99s are compared). The variants are
   the first page, the page after the middle id, a fixed page number, and the page number in the
   middle of the listing (for list-new at {large} messages, page {deep_new}, past {deep_skip}
   unread messages). The "× baseline" column is relative to the baseline over the same number
