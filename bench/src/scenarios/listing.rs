@@ -102,6 +102,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<()> {
     ensure_baseline(bench).await?;
     println!("listing: list-new and list-all pages");
     let sizes = bench.sizes;
+    anyhow::ensure!(sizes.listing_requests > 0, "the listing scenario needs at least one request per variant");
     let mock = bench.mock().await?;
     mock.reset().await?;
     let mut gateways = Vec::new();

@@ -181,11 +181,16 @@ async fn with_handle<T>(pool: &DatabaseConnection, name: &str, work: impl FnOnce
 }
 
 /// Runs `work` in one read transaction on `sqlite`, so that all its reads see one snapshot.
+///
+/// A read transaction has nothing to keep, so it ends the same way whatever `work` returned, and
+/// `work`'s result is returned even when the end fails. A transaction left open that way is
+/// rolled back before the connection goes back to its pool ([`Db::with_reader_handle`]).
 pub fn read_transaction<T, E: From<rusqlite::Error>>(sqlite: &rusqlite::Connection, work: impl FnOnce(&rusqlite::Connection) -> Result<T, E>) -> Result<T, E> {
     sqlite.execute_batch("BEGIN")?;
     let result = work(sqlite);
-    // A read transaction has nothing to keep, so it ends the same way whatever `work` returned.
-    sqlite.execute_batch("COMMIT")?;
+    if let Err(error) = sqlite.execute_batch("COMMIT") {
+        tracing::warn!(%error, "ending a read transaction failed; the connection rolls it back");
+    }
     result
 }
 

@@ -313,13 +313,24 @@ pub async fn list(db: &Db, query: &ListQuery) -> Result<ListPage, DbErr> {
     .map_err(|error: WalkError| DbErr::Custom(format!("listing page {} of unread messages failed: {error}", query.page)))
 }
 
+/// The sequence number of client `?1`'s first message after id `?2`.
+const WALK_START_UP: &str = "SELECT client_seq FROM messages WHERE client_id = ?1 AND id > ?2 ORDER BY id LIMIT 1";
+/// The sequence number of client `?1`'s last message before id `?2`.
+const WALK_START_DOWN: &str = "SELECT client_seq FROM messages WHERE client_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT 1";
+/// Up to `?3` unread messages of client `?1` from id `?2` upward, included.
+const UNREAD_PAGE_UP: &str = "SELECT id, status, created_at, updated_at FROM messages WHERE client_id = ?1 AND read_at IS NULL AND id >= ?2 \
+                              ORDER BY id LIMIT ?3";
+/// Up to `?3` unread messages of client `?1` from id `?2` downward, included.
+const UNREAD_PAGE_DOWN: &str = "SELECT id, status, created_at, updated_at FROM messages WHERE client_id = ?1 AND read_at IS NULL AND id <= ?2 \
+                                ORDER BY id DESC LIMIT ?3";
+
 /// Returns the sequence number where a walk through the client's unread messages starts. Upward it
 /// is the first one after the anchor, downward one above the last one before the anchor. Returns
 /// none when no message lies beyond the anchor.
 fn walk_start(sqlite: &rusqlite::Connection, query: &ListQuery) -> rusqlite::Result<Option<i64>> {
     let (sql, anchor) = match query.order {
-        ListOrder::Asc => ("SELECT client_seq FROM messages WHERE client_id = ?1 AND id > ?2 ORDER BY id LIMIT 1", query.anchor.unwrap_or(i64::MIN)),
-        ListOrder::Desc => ("SELECT client_seq FROM messages WHERE client_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT 1", query.anchor.unwrap_or(i64::MAX)),
+        ListOrder::Asc => (WALK_START_UP, query.anchor.unwrap_or(i64::MIN)),
+        ListOrder::Desc => (WALK_START_DOWN, query.anchor.unwrap_or(i64::MAX)),
     };
     let sequence: Option<i64> = sqlite.prepare_cached(sql)?.query_row((query.client_id, anchor), |row| row.get(0)).optional()?;
     Ok(sequence.map(|sequence| match query.order {
@@ -331,14 +342,8 @@ fn walk_start(sqlite: &rusqlite::Connection, query: &ListQuery) -> rusqlite::Res
 /// Lists one page of unread messages in the query's order from the message `first`, included.
 fn unread_page_from(sqlite: &rusqlite::Connection, query: &ListQuery, first: i64) -> rusqlite::Result<ListPage> {
     let sql = match query.order {
-        ListOrder::Asc => {
-            "SELECT id, status, created_at, updated_at FROM messages WHERE client_id = ?1 AND read_at IS NULL AND id >= ?2 \
-             ORDER BY id LIMIT ?3"
-        }
-        ListOrder::Desc => {
-            "SELECT id, status, created_at, updated_at FROM messages WHERE client_id = ?1 AND read_at IS NULL AND id <= ?2 \
-             ORDER BY id DESC LIMIT ?3"
-        }
+        ListOrder::Asc => UNREAD_PAGE_UP,
+        ListOrder::Desc => UNREAD_PAGE_DOWN,
     };
     let mut statement = sqlite.prepare_cached(sql)?;
     // One row past the page shows whether more follow.
@@ -779,4 +784,50 @@ pub async fn count_due(db: &Db) -> Result<u64, DbErr> {
                 .add(message::Column::LeaseUntil.lt(now)),
         );
     message::Entity::find().filter(due).count(&db.reader).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unread::{COUNTS_DOWN, COUNTS_UP, COUNT_BETWEEN, NTH_DOWN, NTH_UP};
+    use super::{UNREAD_PAGE_DOWN, UNREAD_PAGE_UP, WALK_START_DOWN, WALK_START_UP};
+    use crate::db::Db;
+
+    /// Returns SQLite's query plan for `sql`, one step per line.
+    fn plan(sqlite: &rusqlite::Connection, sql: &str) -> String {
+        let mut explain = sqlite.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // The plan does not depend on the values, so every parameter is NULL.
+        let nulls = rusqlite::params_from_iter(std::iter::repeat_n(rusqlite::types::Null, explain.parameter_count()));
+        let steps = explain.query_map(nulls, |row| row.get::<_, String>(3)).unwrap();
+        steps.collect::<rusqlite::Result<Vec<_>>>().unwrap().join("\n")
+    }
+
+    /// Every statement of a list-new page by number reads an index range, so its cost does not
+    /// grow with the ledger. The page and the walk's entries come from the index of unread
+    /// messages, and sequence numbers from the unique `(client_id, client_seq)` index.
+    #[tokio::test]
+    async fn page_statements_use_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("plans.db").display())).await.unwrap();
+        db.migrate().await.unwrap();
+        let plans: Vec<(&str, String)> = db
+            .with_reader_handle(|sqlite| {
+                [UNREAD_PAGE_UP, UNREAD_PAGE_DOWN, WALK_START_UP, WALK_START_DOWN, COUNT_BETWEEN, NTH_UP, NTH_DOWN, COUNTS_UP, COUNTS_DOWN]
+                    .into_iter()
+                    .map(|sql| (sql, plan(sqlite, sql)))
+                    .collect()
+            })
+            .await
+            .unwrap();
+        for (sql, plan) in &plans {
+            assert!(!plan.lines().any(|step| step.starts_with("SCAN")), "a full scan in the plan of {sql}:\n{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "a sort in the plan of {sql}:\n{plan}");
+        }
+        for (sql, plan) in &plans[..2] {
+            assert!(plan.contains("ix_messages_client_unread"), "the page does not read the unread index: {sql}:\n{plan}");
+        }
+        for (sql, plan) in &plans[4..7] {
+            assert!(plan.contains("ix_messages_client_unread"), "unread entries not read from their index: {sql}:\n{plan}");
+            assert!(plan.contains("ux_messages_client_seq"), "sequence numbers not read from their index: {sql}:\n{plan}");
+        }
+    }
 }

@@ -158,7 +158,7 @@ macro_rules! id_from {
 
 /// Unread messages of client `?1` with a sequence number in `[?2, ?3)`. Without a message at `?3`
 /// or above, the range runs to the client's last message.
-const COUNT_BETWEEN: &str = concat!(
+pub(super) const COUNT_BETWEEN: &str = concat!(
     "SELECT count(*) FROM messages WHERE client_id = ?1 AND read_at IS NULL AND id >= ",
     id_from!("?2"),
     " AND id < coalesce(",
@@ -167,17 +167,17 @@ const COUNT_BETWEEN: &str = concat!(
 );
 
 /// Non-zero counts of client `?1` at level `?2` for the buckets in `[?3, ?4)`, upward.
-const COUNTS_UP: &str = "SELECT bucket, unread FROM unread_counts WHERE client_id = ?1 AND level = ?2 AND bucket >= ?3 AND bucket < ?4 \
+pub(super) const COUNTS_UP: &str = "SELECT bucket, unread FROM unread_counts WHERE client_id = ?1 AND level = ?2 AND bucket >= ?3 AND bucket < ?4 \
                          AND unread > 0 ORDER BY bucket";
 /// The same as [`COUNTS_UP`], downward.
-const COUNTS_DOWN: &str = "SELECT bucket, unread FROM unread_counts WHERE client_id = ?1 AND level = ?2 AND bucket >= ?3 AND bucket < ?4 \
+pub(super) const COUNTS_DOWN: &str = "SELECT bucket, unread FROM unread_counts WHERE client_id = ?1 AND level = ?2 AND bucket >= ?3 AND bucket < ?4 \
                            AND unread > 0 ORDER BY bucket DESC";
 
 /// The id of client `?1`'s unread message `?3` places up from sequence number `?2`.
-const NTH_UP: &str =
+pub(super) const NTH_UP: &str =
     concat!("SELECT id FROM messages WHERE client_id = ?1 AND read_at IS NULL AND id >= ", id_from!("?2"), " ORDER BY id LIMIT 1 OFFSET ?3");
 /// The id of client `?1`'s unread message `?3` places down from below sequence number `?2`.
-const NTH_DOWN: &str = concat!(
+pub(super) const NTH_DOWN: &str = concat!(
     "SELECT id FROM messages WHERE client_id = ?1 AND read_at IS NULL AND id < coalesce(",
     id_from!("?2"),
     ", 9223372036854775807) ORDER BY id DESC LIMIT 1 OFFSET ?3"
@@ -195,6 +195,10 @@ pub enum WalkError {
 /// Unread messages of one client, walked by sequence number on a SQLite handle of the reader
 /// pool ([`crate::db::Db::with_reader_handle`]). Each step is one short query, and rusqlite
 /// returns a row for a fraction of what a query through sea-orm and sqlx costs.
+///
+/// The rusqlite connection lives for one page, so `prepare_cached` shares a statement only within
+/// the page's walk, and each page prepares its statements again. Dropping the connection
+/// finalizes them, which leaves nothing of rusqlite on the handle that sqlx gets back.
 pub struct UnreadWalk<'c> {
     pub sqlite: &'c rusqlite::Connection,
     pub client_id: i32,
