@@ -39,7 +39,7 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 
-    /// Smaller loads (about a minute for `all`); the results go to --out only when it is given.
+    /// Smaller loads (well under a minute for `all`); the results go to --out only when it is given.
     #[arg(long, global = true)]
     quick: bool,
 

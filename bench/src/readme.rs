@@ -115,7 +115,7 @@ pub fn page(report: &Report, sizes: Sizes, reduced: bool) -> String {
         text.push_str("**This was a reduced run (`--quick` or `--tiny`): its loads are short and its figures are rough.**\n\n");
     }
 
-    text.push_str("## Command\n\n```sh\n");
+    text.push_str("## Command\n\nThe build, then a full run:\n\n```sh\n");
     text.push_str(BUILD_COMMAND);
     text.push_str("\ncargo run --release -p uig-bench -- all --peers\n```\n\n");
     text.push_str(&format!("This run: `{}`, {:.0} s in all.\n\n", report.command, report.run_seconds));

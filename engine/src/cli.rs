@@ -324,13 +324,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 let state = job.state.unwrap_or_default();
                 println!("{} ({}, \"{}\"{})", job.name, job.task, job.schedule, if job.enabled { "" } else { ", disabled" });
                 println!("  next run:  {}", time(job.next_run));
-                println!(
-                    "  last run:  {} {} in {} ms: {}",
-                    time(state.last_started_at),
-                    state.last_outcome.as_deref().unwrap_or("-"),
-                    state.last_duration_ms.unwrap_or(0),
-                    state.last_detail.as_deref().unwrap_or("-")
-                );
+                println!("  last run:  {}", last_run(&state));
                 println!("  runs:      {} ({} failed)", state.runs, state.failures);
             }
             Ok(())
@@ -371,4 +365,38 @@ async fn call(args: CallArgs) -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// Describes a job's last run for `uig jobs`: when it started, its outcome, how long it took and
+/// its detail, or "never".
+fn last_run(state: &crate::db::job::Model) -> String {
+    let Some(started) = state.last_started_at else {
+        return "never".to_string();
+    };
+    format!(
+        "{} {} in {} ms: {}",
+        crate::scheduler::format_ms(started),
+        state.last_outcome.as_deref().unwrap_or("-"),
+        state.last_duration_ms.unwrap_or(0),
+        state.last_detail.as_deref().unwrap_or("-")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_run;
+
+    #[test]
+    fn last_run_says_never_before_the_first() {
+        let mut state = crate::db::job::Model::default();
+        assert_eq!(last_run(&state), "never");
+
+        state.last_started_at = Some(0);
+        state.last_outcome = Some("ok".to_string());
+        state.last_duration_ms = Some(12);
+        state.last_detail = Some("3 entries".to_string());
+        let described = last_run(&state);
+        assert!(described.ends_with(" ok in 12 ms: 3 entries"), "{described}");
+        assert!(described.starts_with(&crate::scheduler::format_ms(0)), "{described}");
+    }
 }
