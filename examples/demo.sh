@@ -48,7 +48,7 @@ curl -s -X POST http://127.0.0.1:9090/_mock/kontur/inbox -H 'content-type: appli
 echo
 sleep 7
 echo
-echo "== new messages of the demo client, newest first: the Kontur document (received), its KIAS notification, the sends above"
+echo "== new messages of the demo client, newest first: the KIAS notification, the Kontur document (received), the sends above"
 ./target/debug/uig call --url http://127.0.0.1:8080 --token tok-demo --secret secret-demo \
   GET /sync/message/list-new per_page=10 order=desc
 echo
