@@ -21,8 +21,8 @@
 //!
 //! The walk runs through rusqlite on a reader connection's own SQLite handle. At 1,000,000
 //! messages it reads up to about 530 count rows in five queries. Through sea-orm and sqlx, each
-//! query cost 14 to 35 µs and each row about 0.4 µs more, and a middle page by number took a p50
-//! of 0.77 ms over HTTP against 0.46 ms now, about the time of a first page.
+//! query cost 14 to 35 µs and each row about 0.4 µs more. A middle page by number took a p50 of
+//! 0.77 ms over HTTP then, against 0.46 ms now, about the time of a first page.
 //!
 //! NOTE: SQLite syntax and driver, like the group-commit batches. MariaDB and PostgreSQL need
 //! the walk on their own drivers.
