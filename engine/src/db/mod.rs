@@ -141,7 +141,15 @@ impl Db {
     pub async fn with_reader_handle<T>(&self, work: impl FnOnce(&rusqlite::Connection) -> T) -> Result<T, DbErr> {
         let multi_threaded = tokio::runtime::Handle::try_current()
             .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        with_handle(&self.reader, "reader", |sqlite| if multi_threaded { tokio::task::block_in_place(|| work(sqlite)) } else { work(sqlite) }).await
+        let run = |sqlite: &rusqlite::Connection| {
+            // `block_in_place` panics on a current-thread runtime, where `work` runs in place.
+            if multi_threaded {
+                tokio::task::block_in_place(|| work(sqlite))
+            } else {
+                work(sqlite)
+            }
+        };
+        with_handle(&self.reader, "reader", run).await
     }
 
     /// Applies pending migrations.
