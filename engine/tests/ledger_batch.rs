@@ -746,3 +746,14 @@ async fn insert_with_result_matches_two_steps() {
     assert_eq!(messages_after, messages_one_step);
     assert_eq!(attempts_after.len(), 4);
 }
+
+/// The bundled SQLite is built with the options that `.cargo/config.toml` sets for every build of
+/// the workspace, among them no count of allocated memory (a global mutex on every allocation).
+#[tokio::test]
+async fn sqlite_built_with_the_workspace_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("options.db")).await;
+    let rows = db.writer.query_all(Statement::from_string(DbBackend::Sqlite, "PRAGMA compile_options")).await.unwrap();
+    let options: Vec<String> = rows.iter().map(|row| row.try_get_by_index::<String>(0).unwrap()).collect();
+    assert!(options.iter().any(|option| option == "DEFAULT_MEMSTATUS=0"), "{options:?}");
+}
