@@ -4,6 +4,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sea_orm_migration::MigratorTrait;
 use uig_engine::crypto::MasterKey;
 use uig_engine::db::Db;
+use uig_engine::ledger;
 use uig_migrations::Migrator;
 
 /// Returns the names of the `messages` indexes whose name starts with `prefix`, sorted.
@@ -33,8 +34,8 @@ async fn request_time_migration_finishes_after_a_stop() {
     assert_eq!(indexes(&db, "ux_messages_request").await, ["ux_messages_request", "ux_messages_request_hash_unsigned"]);
     assert!(Migrator::get_pending_migrations(&db.writer).await.unwrap().is_empty());
 
-    // Down and up again leave the same indexes. Migrations 8 and 7 go down first.
-    Migrator::down(&db.writer, Some(3)).await.unwrap();
+    // Down and up again leave the same indexes. Migrations 9, 8 and 7 go down first.
+    Migrator::down(&db.writer, Some(4)).await.unwrap();
     assert_eq!(indexes(&db, "ux_messages_request").await, ["ux_messages_request_hash"]);
     Migrator::up(&db.writer, None).await.unwrap();
     assert_eq!(indexes(&db, "ux_messages_request").await, ["ux_messages_request", "ux_messages_request_hash_unsigned"]);
@@ -105,7 +106,8 @@ async fn unread_insert_trigger_moves_to_code() {
     Migrator::up(&db.writer, None).await.unwrap();
     assert_eq!(triggers(&db).await, ["tr_messages_unread_delete", "tr_messages_unread_read", "tr_messages_unread_unread"]);
 
-    Migrator::down(&db.writer, Some(1)).await.unwrap();
+    // Migration 9 goes down first.
+    Migrator::down(&db.writer, Some(2)).await.unwrap();
     assert_eq!(triggers(&db).await, ["tr_messages_unread_delete", "tr_messages_unread_insert", "tr_messages_unread_read", "tr_messages_unread_unread"]);
     let key = MasterKey::from_hex(&MasterKey::generate_hex()).unwrap();
     let client_id = uig_engine::clients::create(&db, &key, "unread", &[], &[], None, None).await.unwrap().id;
@@ -121,4 +123,82 @@ async fn unread_insert_trigger_moves_to_code() {
 
     Migrator::up(&db.writer, None).await.unwrap();
     assert!(!triggers(&db).await.contains(&"tr_messages_unread_insert".to_string()), "the trigger is dropped again");
+}
+
+/// Returns the names of the partial indexes of `messages`, sorted.
+async fn partial_indexes(db: &Db) -> Vec<String> {
+    let sql = "SELECT name FROM pragma_index_list('messages') WHERE partial = 1 ORDER BY name";
+    let rows = db.writer.query_all(Statement::from_string(DbBackend::Sqlite, sql)).await.unwrap();
+    rows.iter().map(|row| row.try_get_by_index::<String>(0).unwrap()).collect()
+}
+
+/// After migration 9 one partial index holds the messages with a due time, in place of the two
+/// full indexes of due messages. The delivery claim and the counts of waiting and due messages
+/// read it and count as before, and finished messages are left out of it. Rolling the migration
+/// back restores the full indexes.
+#[tokio::test]
+async fn waiting_index_holds_only_messages_with_a_due_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}", dir.path().join("waiting.db").display())).await.unwrap();
+    Migrator::up(&db.writer, Some(8)).await.unwrap();
+    assert_eq!(indexes(&db, "ix_messages_pool_due").await, ["ix_messages_pool_due"]);
+    let key = MasterKey::from_hex(&MasterKey::generate_hex()).unwrap();
+    let client_id = uig_engine::clients::create(&db, &key, "waiting", &[], &[], None, None).await.unwrap().id;
+    let now = ledger::now_ms();
+    let later = now + 3_600_000;
+    // Due now: the queued message and the processing one whose lease ran out. Waiting, not due:
+    // the retrying message. Leased and not due: the last processing one. Finished: no due time.
+    let rows = [
+        ("queued", "1", "NULL", "NULL"),
+        ("retrying", &later.to_string(), "NULL", "NULL"),
+        ("processing", "1", "'gone'", "1"),
+        ("processing", &later.to_string(), "'alive'", &later.to_string()),
+        ("delivered", "NULL", "NULL", "NULL"),
+        ("failed", "NULL", "NULL", "NULL"),
+    ];
+    for (seq, (status, due, owner, until)) in rows.iter().enumerate() {
+        db.writer
+            .execute_unprepared(&format!(
+                "INSERT INTO messages (client_id, client_seq, direction, recipient, entity, message, status, next_attempt_at, \
+                 lease_owner, lease_until, created_at, updated_at, pool) \
+                 VALUES ({client_id}, {}, 'outbound', 'testkit', 'echo', '{{}}', '{status}', {due}, {owner}, {until}, 1, 1, 'worker')",
+                seq + 1
+            ))
+            .await
+            .unwrap();
+    }
+    let counts = (ledger::count_waiting(&db).await.unwrap(), ledger::count_due(&db).await.unwrap());
+    assert_eq!(counts, (2, 2), "waiting and due before the migration");
+
+    Migrator::up(&db.writer, None).await.unwrap();
+    assert!(indexes(&db, "ix_messages_due").await.is_empty());
+    assert_eq!(indexes(&db, "ix_messages_pool_due").await, ["ix_messages_pool_due_nonnull"]);
+    assert!(partial_indexes(&db).await.contains(&"ix_messages_pool_due_nonnull".to_string()));
+    let entries = "SELECT count(*) FROM messages INDEXED BY ix_messages_pool_due_nonnull WHERE next_attempt_at IS NOT NULL";
+    let entries = db.writer.query_one(Statement::from_string(DbBackend::Sqlite, entries)).await.unwrap().unwrap();
+    assert_eq!(entries.try_get_by_index::<i64>(0).unwrap(), 4, "the two finished messages are left out");
+    assert_eq!((ledger::count_waiting(&db).await.unwrap(), ledger::count_due(&db).await.unwrap()), counts);
+
+    // The statements of the claim (one per state) and of the two counts, as the engine builds them.
+    let statements = [
+        "SELECT id, next_attempt_at FROM messages WHERE pool = 'worker' AND status = 'queued' AND next_attempt_at <= 5 \
+         ORDER BY next_attempt_at, id LIMIT 10"
+            .to_string(),
+        "SELECT id, next_attempt_at FROM messages WHERE pool = 'worker' AND status = 'processing' AND next_attempt_at <= 5 \
+         AND lease_owner IS NOT NULL AND lease_until < 5 ORDER BY next_attempt_at, id LIMIT 10"
+            .to_string(),
+        "SELECT COUNT(*) FROM messages WHERE status IN ('queued', 'retrying') AND next_attempt_at IS NOT NULL".to_string(),
+        "SELECT COUNT(*) FROM messages WHERE next_attempt_at <= 5 \
+         AND (status IN ('queued', 'retrying') OR (status = 'processing' AND lease_until < 5))"
+            .to_string(),
+    ];
+    for sql in statements {
+        let plan = plan(&db, &sql).await;
+        assert!(plan.contains("INDEX ix_messages_pool_due_nonnull"), "{sql}: {plan}");
+    }
+
+    Migrator::down(&db.writer, Some(1)).await.unwrap();
+    assert_eq!(indexes(&db, "ix_messages_due").await, ["ix_messages_due"]);
+    assert_eq!(indexes(&db, "ix_messages_pool_due").await, ["ix_messages_pool_due"]);
+    assert_eq!((ledger::count_waiting(&db).await.unwrap(), ledger::count_due(&db).await.unwrap()), counts);
 }

@@ -13,6 +13,7 @@ mod m20261205_000005_lease_due_time;
 mod m20261205_000006_request_time;
 mod m20261205_000007_partial_indexes;
 mod m20261205_000008_unread_insert_in_code;
+mod m20261206_000009_waiting_index;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000006_request_time::Migration),
             Box::new(m20261205_000007_partial_indexes::Migration),
             Box::new(m20261205_000008_unread_insert_in_code::Migration),
+            Box::new(m20261206_000009_waiting_index::Migration),
         ]
     }
 }

@@ -63,8 +63,9 @@ macro_rules! change_columns {
 }
 
 /// Ids of up to `:limit` messages of `:pool` in one state, due for delivery at `:now`, earliest
-/// first: one range of `ix_messages_pool_due`, whatever the size of the ledger. A leased message
-/// keeps the end of its lease in `next_attempt_at`, so that one index finds expired leases too.
+/// first: one range of `ix_messages_pool_due_nonnull`, whatever the size of the ledger. A leased
+/// message keeps the end of its lease in `next_attempt_at`, so that one index finds expired leases
+/// too.
 macro_rules! due_in_state {
     ($status:literal, $extra:literal) => {
         concat!(
