@@ -269,6 +269,8 @@ async fn batch_insert_matches_insert_message() {
         new(first, 10, None, None),
         new(second, 11, None, None),
         new(first, 13, Some("h12"), None),
+        // A signed repeat of message 8 within the same batch.
+        new(second, 14, Some("h6"), None),
     ];
 
     let describe = |stored: ledger::Stored| match stored {
@@ -294,6 +296,7 @@ async fn batch_insert_matches_insert_message() {
         [
             "created 1 seq 1", "created 2 seq 2", "created 3 seq 1", "created 4 seq 3", "existing 1", "existing 2", "existing 3",
             "created 5 seq 4", "existing 5", "created 6 seq 2", "created 7 seq 3", "created 8 seq 5", "created 9 seq 4", "existing 4",
+            "existing 6",
         ]
     );
 

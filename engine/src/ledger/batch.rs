@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{named_params, Connection, OptionalExtension, Row, Statement, ToSql};
+use rusqlite::{named_params, params, Connection, OptionalExtension, Row, Statement, ToSql};
 
 use super::unread::NewUnread;
 use super::{now_ms, AttemptRecord, DeliveryResult, NewMessage, Stored};
@@ -157,7 +157,7 @@ impl<'c> Batch<'c> {
     }
 
     fn insert_with(&mut self, new: &NewMessage, idempotency_since: i64, result_change: Option<Change>) -> rusqlite::Result<Stored> {
-        if let Some(existing) = self.find_repeat(new, idempotency_since)? {
+        if let Some(existing) = self.find_repeat_unchecked(new, idempotency_since)? {
             return Ok(Stored::Existing(existing));
         }
         let seq = match self.next_seq.get(&new.client_id) {
@@ -196,38 +196,37 @@ impl<'c> Batch<'c> {
             pool: new.pool.clone(),
             request_ts: new.request_ts,
         };
+        // Numbered parameters: binding each by name costs a lookup of the name per value.
         let mut insert = self.connection.prepare_cached(
             "INSERT INTO messages (client_id, client_seq, direction, recipient, entity, message, status, attempts, \
              next_attempt_at, lease_owner, lease_until, callback_url, callback_attempts, request_hash, request_ts, \
              idempotency_key, created_at, updated_at, pool, data, error, external_id) \
-             VALUES (:client_id, :client_seq, :direction, :recipient, :entity, :message, :status, :attempts, :next_attempt_at, \
-             :lease_owner, :lease_until, :callback_url, :callback_attempts, :request_hash, :request_ts, :idempotency_key, \
-             :created_at, :updated_at, :pool, :data, :error, :external_id)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
         )?;
-        let inserted = insert.execute(named_params! {
-            ":client_id": row.client_id,
-            ":client_seq": row.client_seq,
-            ":direction": row.direction,
-            ":recipient": row.recipient,
-            ":entity": row.entity,
-            ":message": row.message,
-            ":status": row.status,
-            ":attempts": row.attempts,
-            ":next_attempt_at": row.next_attempt_at,
-            ":lease_owner": row.lease_owner,
-            ":lease_until": row.lease_until,
-            ":callback_url": row.callback_url,
-            ":callback_attempts": row.callback_attempts,
-            ":request_hash": row.request_hash,
-            ":request_ts": row.request_ts,
-            ":idempotency_key": row.idempotency_key,
-            ":created_at": row.created_at,
-            ":updated_at": row.updated_at,
-            ":pool": row.pool,
-            ":data": row.data,
-            ":error": row.error,
-            ":external_id": row.external_id,
-        });
+        let inserted = insert.execute(params![
+            row.client_id,
+            row.client_seq,
+            row.direction,
+            row.recipient,
+            row.entity,
+            row.message,
+            row.status,
+            row.attempts,
+            row.next_attempt_at,
+            row.lease_owner,
+            row.lease_until,
+            row.callback_url,
+            row.callback_attempts,
+            row.request_hash,
+            row.request_ts,
+            row.idempotency_key,
+            row.created_at,
+            row.updated_at,
+            row.pool,
+            row.data,
+            row.error,
+            row.external_id,
+        ]);
         let row = inserted.map(|_| {
             row.id = self.connection.last_insert_rowid();
             row
@@ -238,8 +237,9 @@ impl<'c> Batch<'c> {
                 self.unread.add(new.client_id, seq);
                 Ok(Stored::Created(row))
             }
-            // The unique index contains the idempotency key from before the window. SQLite undoes
-            // only the failed statement, and the earlier message is returned, as `insert_message` does.
+            // A unique index holds the same request (time and hash, or hash alone when unsigned),
+            // or the idempotency key from before the window. SQLite undoes only the failed
+            // statement, and the earlier message is returned, as `insert_message` does.
             Err(rusqlite::Error::SqliteFailure(failure, message)) if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => match self.find_repeat(new, 0)? {
                 Some(existing) => Ok(Stored::Existing(existing)),
                 None => Err(rusqlite::Error::SqliteFailure(failure, message)),
@@ -248,19 +248,32 @@ impl<'c> Batch<'c> {
         }
     }
 
+    /// Finds the earlier message of a repeated send among those that the insert's unique indexes
+    /// would not reject: the idempotency key within its window, and for a signed send, an unsigned
+    /// row from before migration 6 with the same hash. A repeat of a signed send (same time and
+    /// hash) or of an unsigned one (same hash) fails the insert instead, which then reads the
+    /// earlier message with [`Batch::find_repeat`]. So the usual send, which is new, reads none of
+    /// the request indexes twice.
+    fn find_repeat_unchecked(&self, new: &NewMessage, idempotency_since: i64) -> rusqlite::Result<Option<message::Model>> {
+        if let Some(found) = self.find_by_key(new, idempotency_since)? {
+            return Ok(Some(found));
+        }
+        match (&new.request_hash, new.request_ts) {
+            (Some(hash), Some(_)) => self.find_unsigned(new.client_id, hash),
+            _ => Ok(None),
+        }
+    }
+
+    /// Finds the earlier message of a repeated send as `super::find_repeat` does.
     fn find_repeat(&self, new: &NewMessage, idempotency_since: i64) -> rusqlite::Result<Option<message::Model>> {
-        if let Some(key) = &new.idempotency_key {
-            let sql = concat!("SELECT ", message_columns!(), " FROM messages WHERE client_id = ?1 AND idempotency_key = ?2 AND created_at >= ?3 LIMIT 1");
-            let found = self.connection.prepare_cached(sql)?.query_row((new.client_id, key, idempotency_since), message_row).optional()?;
-            if found.is_some() {
-                return Ok(found);
-            }
+        if let Some(found) = self.find_by_key(new, idempotency_since)? {
+            return Ok(Some(found));
         }
         let Some(hash) = &new.request_hash else {
             return Ok(None);
         };
-        // As in `super::find_repeat`: signed rows by time and hash, rows from before migration 6
-        // by hash, each through its partial unique index.
+        // Signed rows by time and hash, rows from before migration 6 by hash, each through its
+        // partial unique index.
         if let Some(signed_at) = new.request_ts {
             let sql = concat!("SELECT ", message_columns!(), " FROM messages WHERE client_id = ?1 AND request_ts = ?2 AND request_hash = ?3 LIMIT 1");
             let found = self.connection.prepare_cached(sql)?.query_row((new.client_id, signed_at, hash), message_row).optional()?;
@@ -268,8 +281,20 @@ impl<'c> Batch<'c> {
                 return Ok(found);
             }
         }
+        self.find_unsigned(new.client_id, hash)
+    }
+
+    fn find_by_key(&self, new: &NewMessage, idempotency_since: i64) -> rusqlite::Result<Option<message::Model>> {
+        let Some(key) = &new.idempotency_key else {
+            return Ok(None);
+        };
+        let sql = concat!("SELECT ", message_columns!(), " FROM messages WHERE client_id = ?1 AND idempotency_key = ?2 AND created_at >= ?3 LIMIT 1");
+        self.connection.prepare_cached(sql)?.query_row((new.client_id, key, idempotency_since), message_row).optional()
+    }
+
+    fn find_unsigned(&self, client_id: i32, hash: &str) -> rusqlite::Result<Option<message::Model>> {
         let sql = concat!("SELECT ", message_columns!(), " FROM messages WHERE client_id = ?1 AND request_ts IS NULL AND request_hash = ?2 LIMIT 1");
-        self.connection.prepare_cached(sql)?.query_row((new.client_id, hash), message_row).optional()
+        self.connection.prepare_cached(sql)?.query_row((client_id, hash), message_row).optional()
     }
 
     fn last_sequence(&self, client_id: i32) -> rusqlite::Result<i64> {
