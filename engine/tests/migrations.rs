@@ -132,12 +132,12 @@ async fn partial_indexes(db: &Db) -> Vec<String> {
     rows.iter().map(|row| row.try_get_by_index::<String>(0).unwrap()).collect()
 }
 
-/// After migration 9 one partial index holds the messages with a due time, in place of the two
+/// After migration 9 one partial index contains the messages with a due time, in place of the two
 /// full indexes of due messages. The delivery claim and the counts of waiting and due messages
 /// read it and count as before, and finished messages are left out of it. Rolling the migration
 /// back restores the full indexes.
 #[tokio::test]
-async fn waiting_index_holds_only_messages_with_a_due_time() {
+async fn waiting_index_skips_finished_messages() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::connect(&format!("sqlite://{}", dir.path().join("waiting.db").display())).await.unwrap();
     Migrator::up(&db.writer, Some(8)).await.unwrap();
@@ -179,7 +179,7 @@ async fn waiting_index_holds_only_messages_with_a_due_time() {
     assert_eq!(entries.try_get_by_index::<i64>(0).unwrap(), 4, "the two finished messages are left out");
     assert_eq!((ledger::count_waiting(&db).await.unwrap(), ledger::count_due(&db).await.unwrap()), counts);
 
-    // The statements of the claim (one per state) and of the two counts, as the engine builds them.
+    // Copies of the statements of the claim (one per state) and of the two counts.
     let statements = [
         "SELECT id, next_attempt_at FROM messages WHERE pool = 'worker' AND status = 'queued' AND next_attempt_at <= 5 \
          ORDER BY next_attempt_at, id LIMIT 10"

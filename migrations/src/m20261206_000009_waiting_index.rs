@@ -4,11 +4,11 @@
 //! an entry for every message, although only waiting and leased messages have a due time: a
 //! delivered or failed message has `next_attempt_at` NULL. So a sync send, stored with its result,
 //! went into both for nothing, and a ledger of a million delivered messages kept a million
-//! entries in each. `ix_messages_pool_due_nonnull` holds the messages with a due time only. The
+//! entries in each. `ix_messages_pool_due_nonnull` contains only the messages with a due time. The
 //! delivery claim finds its ranges in it as before, because its condition `next_attempt_at <= ?`
 //! excludes NULL. The engine's counts of waiting and due messages name `next_attempt_at` for the
-//! same reason and read the new index whole, which costs what the range of the dropped
-//! `ix_messages_due` cost: one entry per waiting message.
+//! same reason and read the new index whole: one entry per waiting or leased message, where the
+//! range of the dropped `ix_messages_due` read one per waiting message.
 //!
 //! The new index is built before the old ones are dropped, so the claim always has an index, and
 //! a migration stopped halfway finishes on the next start.

@@ -237,7 +237,7 @@ impl<'c> Batch<'c> {
                 self.unread.add(new.client_id, seq);
                 Ok(Stored::Created(row))
             }
-            // A unique index holds the same request (time and hash, or hash alone when unsigned),
+            // A unique index contains the same request (time and hash, or hash alone when unsigned),
             // or the idempotency key from before the window. SQLite undoes only the failed
             // statement, and the earlier message is returned, as `insert_message` does.
             Err(rusqlite::Error::SqliteFailure(failure, message)) if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => match self.find_repeat(new, 0)? {
