@@ -271,6 +271,9 @@ async fn batch_insert_matches_insert_message() {
         new(first, 13, Some("h12"), None),
         // A signed repeat of message 8 within the same batch.
         new(second, 14, Some("h6"), None),
+        // A signed repeat of message 1 with the key of message 0, which is outside the window:
+        // the repeated request wins over the old key.
+        new(first, 15, Some("h1"), Some("k0")),
     ];
 
     let describe = |stored: ledger::Stored| match stored {
@@ -296,7 +299,7 @@ async fn batch_insert_matches_insert_message() {
         [
             "created 1 seq 1", "created 2 seq 2", "created 3 seq 1", "created 4 seq 3", "existing 1", "existing 2", "existing 3",
             "created 5 seq 4", "existing 5", "created 6 seq 2", "created 7 seq 3", "created 8 seq 5", "created 9 seq 4", "existing 4",
-            "existing 6",
+            "existing 6", "existing 2",
         ]
     );
 
@@ -751,8 +754,11 @@ async fn insert_with_result_matches_two_steps() {
     assert_eq!(attempts_after.len(), 4);
 }
 
-/// The bundled SQLite is built with the options that `.cargo/config.toml` sets for every build of
-/// the workspace, among them no count of allocated memory (a global mutex on every allocation).
+/// The bundled SQLite is built with the options that `.cargo/config.toml` sets, among them no
+/// count of allocated memory (a global mutex on every allocation).
+///
+/// NOTE: Cargo reads that file only when it runs inside the workspace, and a `LIBSQLITE3_FLAGS`
+/// already set in the environment replaces it, so such a build fails this test.
 #[tokio::test]
 async fn sqlite_built_with_the_workspace_options() {
     let dir = tempfile::tempdir().unwrap();

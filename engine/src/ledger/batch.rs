@@ -239,11 +239,18 @@ impl<'c> Batch<'c> {
             }
             // A unique index contains the same request (time and hash, or hash alone when unsigned),
             // or the idempotency key from before the window. SQLite undoes only the failed
-            // statement, and the earlier message is returned, as `insert_message` does.
-            Err(rusqlite::Error::SqliteFailure(failure, message)) if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => match self.find_repeat(new, 0)? {
-                Some(existing) => Ok(Stored::Existing(existing)),
-                None => Err(rusqlite::Error::SqliteFailure(failure, message)),
-            },
+            // statement. The earlier message is the one `insert_message` returns: a repeat of the
+            // request first, then the key at any age.
+            Err(rusqlite::Error::SqliteFailure(failure, message)) if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
+                let existing = match self.find_repeat(new, idempotency_since)? {
+                    Some(existing) => Some(existing),
+                    None => self.find_by_key(new, 0)?,
+                };
+                match existing {
+                    Some(existing) => Ok(Stored::Existing(existing)),
+                    None => Err(rusqlite::Error::SqliteFailure(failure, message)),
+                }
+            }
             Err(error) => Err(error),
         }
     }
