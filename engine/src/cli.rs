@@ -275,7 +275,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Message(MessageCommand::Count(config)) => {
             let (_, db) = open(&config).await?;
-            let total: i64 = ledger::count_by_status(&db).await?.iter().map(|(_, count)| count).sum();
+            let total = ledger::count_all(&db).await?;
             println!("{total}");
             Ok(())
         }

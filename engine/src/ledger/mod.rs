@@ -1,9 +1,9 @@
 //! The message ledger: every read and write of messages and attempts goes through here.
 
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, TransactionTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
-    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
 
 use crate::db::{attempt, message, Db};
@@ -664,22 +664,9 @@ pub async fn requeue_failed(db: &Db, ids: &[i64]) -> Result<u64, DbErr> {
     Ok(result.rows_affected)
 }
 
-/// Counts messages by status, for readiness and the CLI.
-pub async fn count_by_status(db: &Db) -> Result<Vec<(String, i64)>, DbErr> {
-    #[derive(FromQueryResult)]
-    struct Row {
-        status: String,
-        total: i64,
-    }
-    let statement = Query::select()
-        .column(message::Column::Status)
-        .expr_as(Expr::col(message::Column::Id).count(), sea_orm::sea_query::Alias::new("total"))
-        .from(message::Entity)
-        .group_by_col(message::Column::Status)
-        .to_owned();
-    let backend = db.reader.get_database_backend();
-    let rows = Row::find_by_statement(backend.build(&statement)).all(&db.reader).await?;
-    Ok(rows.into_iter().map(|row| (row.status, row.total)).collect())
+/// Counts all stored messages, for the CLI. SQLite counts the entries of its smallest index.
+pub async fn count_all(db: &Db) -> Result<u64, DbErr> {
+    message::Entity::find().count(&db.reader).await
 }
 
 /// Rows deleted by one retention run.
@@ -761,27 +748,34 @@ pub async fn postpone(db: &Db, owner: &str, message: &message::Model, next_attem
     Ok(result.rows_affected == 1)
 }
 
-/// Counts messages waiting for delivery (queued or retrying), due or not.
+/// Selects messages waiting for delivery (queued or retrying), due or not.
 ///
 /// A waiting message always has a due time. The condition on it lets SQLite read the partial
 /// index of messages with one (`ix_messages_pool_due_nonnull`) instead of the whole table.
-pub async fn count_waiting(db: &Db) -> Result<u64, DbErr> {
+pub fn waiting() -> Select<message::Entity> {
     message::Entity::find()
         .filter(message::Column::Status.is_in([Status::Queued.as_str(), Status::Retrying.as_str()]))
         .filter(message::Column::NextAttemptAt.is_not_null())
-        .count(&db.reader)
-        .await
 }
 
-/// Counts messages due for delivery now, in every pool, expired leases included. A leased
+/// Selects messages due for delivery at `now`, in every pool, expired leases included. A leased
 /// message keeps the end of its lease in `next_attempt_at` too, so both kinds are read from the
-/// partial index of messages with a due time, as in [`count_waiting`].
-pub async fn count_due(db: &Db) -> Result<u64, DbErr> {
-    let now = now_ms();
+/// partial index of messages with a due time, as in [`waiting`].
+pub fn due(now: i64) -> Select<message::Entity> {
     let due = Condition::any()
         .add(message::Column::Status.is_in([Status::Queued.as_str(), Status::Retrying.as_str()]))
         .add(Condition::all().add(message::Column::Status.eq(Status::Processing.as_str())).add(message::Column::LeaseUntil.lt(now)));
-    message::Entity::find().filter(message::Column::NextAttemptAt.lte(now)).filter(due).count(&db.reader).await
+    message::Entity::find().filter(message::Column::NextAttemptAt.lte(now)).filter(due)
+}
+
+/// Counts messages waiting for delivery ([`waiting`]).
+pub async fn count_waiting(db: &Db) -> Result<u64, DbErr> {
+    waiting().count(&db.reader).await
+}
+
+/// Counts messages due for delivery now ([`due`]).
+pub async fn count_due(db: &Db) -> Result<u64, DbErr> {
+    due(now_ms()).count(&db.reader).await
 }
 
 #[cfg(test)]
