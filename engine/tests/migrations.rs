@@ -7,11 +7,15 @@ use uig_engine::db::Db;
 use uig_engine::ledger;
 use uig_migrations::Migrator;
 
-/// Returns the names of the `messages` indexes whose name starts with `prefix`, sorted.
-async fn indexes(db: &Db, prefix: &str) -> Vec<String> {
-    let sql = format!("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' AND name LIKE '{prefix}%' ORDER BY name");
+/// Returns the first column of the rows that `sql` selects, as text.
+async fn names(db: &Db, sql: &str) -> Vec<String> {
     let rows = db.writer.query_all(Statement::from_string(DbBackend::Sqlite, sql)).await.unwrap();
     rows.iter().map(|row| row.try_get_by_index::<String>(0).unwrap()).collect()
+}
+
+/// Returns the names of the `messages` indexes whose name starts with `prefix`, sorted.
+async fn indexes(db: &Db, prefix: &str) -> Vec<String> {
+    names(db, &format!("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages' AND name LIKE '{prefix}%' ORDER BY name")).await
 }
 
 /// The request-time migration finishes when an earlier run stopped after some of its steps:
@@ -43,7 +47,14 @@ async fn request_time_migration_finishes_after_a_stop() {
 
 /// Returns the details of SQLite's query plan for `sql`.
 async fn plan(db: &Db, sql: &str) -> String {
-    let rows = db.writer.query_all(Statement::from_string(DbBackend::Sqlite, format!("EXPLAIN QUERY PLAN {sql}"))).await.unwrap();
+    plan_of(db, Statement::from_string(DbBackend::Sqlite, sql)).await
+}
+
+/// Returns the details of SQLite's query plan for `statement`, with its values bound.
+async fn plan_of(db: &Db, statement: Statement) -> String {
+    let values = statement.values.map(|values| values.0).unwrap_or_default();
+    let explain = Statement::from_sql_and_values(DbBackend::Sqlite, format!("EXPLAIN QUERY PLAN {}", statement.sql), values);
+    let rows = db.writer.query_all(explain).await.unwrap();
     rows.iter().map(|row| row.try_get_by_index::<String>(3).unwrap()).collect::<Vec<_>>().join("; ")
 }
 
@@ -92,9 +103,7 @@ async fn partial_indexes_serve_their_lookups() {
 
 /// Returns the names of the triggers on `messages`, sorted.
 async fn triggers(db: &Db) -> Vec<String> {
-    let sql = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages' ORDER BY name";
-    let rows = db.writer.query_all(Statement::from_string(DbBackend::Sqlite, sql)).await.unwrap();
-    rows.iter().map(|row| row.try_get_by_index::<String>(0).unwrap()).collect()
+    names(db, "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages' ORDER BY name").await
 }
 
 /// Migration 8 drops the insert trigger of the unread counts and keeps the other three. Rolling it
@@ -127,9 +136,7 @@ async fn unread_insert_trigger_moves_to_code() {
 
 /// Returns the names of the partial indexes of `messages`, sorted.
 async fn partial_indexes(db: &Db) -> Vec<String> {
-    let sql = "SELECT name FROM pragma_index_list('messages') WHERE partial = 1 ORDER BY name";
-    let rows = db.writer.query_all(Statement::from_string(DbBackend::Sqlite, sql)).await.unwrap();
-    rows.iter().map(|row| row.try_get_by_index::<String>(0).unwrap()).collect()
+    names(db, "SELECT name FROM pragma_index_list('messages') WHERE partial = 1 ORDER BY name").await
 }
 
 /// After migration 9 one partial index contains the messages with a due time, in place of the two
@@ -193,11 +200,9 @@ async fn waiting_index_skips_finished_messages() {
     // The counts' selections as the engine builds them.
     for select in [ledger::waiting(), ledger::due(now)] {
         let statement = select.build(DbBackend::Sqlite);
-        let values = statement.values.map(|values| values.0).unwrap_or_default();
-        let explain = Statement::from_sql_and_values(DbBackend::Sqlite, format!("EXPLAIN QUERY PLAN {}", statement.sql), values);
-        let rows = db.writer.query_all(explain).await.unwrap();
-        let plan = rows.iter().map(|row| row.try_get_by_index::<String>(3).unwrap()).collect::<Vec<_>>().join("; ");
-        assert!(plan.contains("INDEX ix_messages_pool_due_nonnull"), "{}: {plan}", statement.sql);
+        let sql = statement.sql.clone();
+        let plan = plan_of(&db, statement).await;
+        assert!(plan.contains("INDEX ix_messages_pool_due_nonnull"), "{sql}: {plan}");
     }
 
     Migrator::down(&db.writer, Some(1)).await.unwrap();
