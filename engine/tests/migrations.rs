@@ -186,7 +186,7 @@ async fn waiting_index_skips_finished_messages() {
     assert_eq!(entries.try_get_by_index::<i64>(0).unwrap(), 4, "the two finished messages are left out");
     assert_eq!((ledger::count_waiting(&db).await.unwrap(), ledger::count_due(&db).await.unwrap()), counts);
 
-    // The claim's statement for one state, copied from `due_in_state!` in ledger/batch.rs.
+    // The claim's statements for two of its states, copied from `due_in_state!` in ledger/batch.rs.
     let claims = [
         "SELECT id, next_attempt_at FROM messages WHERE pool = 'worker' AND status = 'queued' AND next_attempt_at <= 5 \
          ORDER BY next_attempt_at, id LIMIT 10",
@@ -194,15 +194,15 @@ async fn waiting_index_skips_finished_messages() {
          AND lease_owner IS NOT NULL AND lease_until < 5 ORDER BY next_attempt_at, id LIMIT 10",
     ];
     for sql in claims {
-        let plan = plan(&db, sql).await;
-        assert!(plan.contains("INDEX ix_messages_pool_due_nonnull"), "{sql}: {plan}");
+        let claim_plan = plan(&db, sql).await;
+        assert!(claim_plan.contains("INDEX ix_messages_pool_due_nonnull"), "{sql}: {claim_plan}");
     }
     // The counts' selections as the engine builds them.
     for select in [ledger::waiting(), ledger::due(now)] {
         let statement = select.build(DbBackend::Sqlite);
         let sql = statement.sql.clone();
-        let plan = plan_of(&db, statement).await;
-        assert!(plan.contains("INDEX ix_messages_pool_due_nonnull"), "{sql}: {plan}");
+        let count_plan = plan_of(&db, statement).await;
+        assert!(count_plan.contains("INDEX ix_messages_pool_due_nonnull"), "{sql}: {count_plan}");
     }
 
     Migrator::down(&db.writer, Some(1)).await.unwrap();

@@ -664,7 +664,8 @@ pub async fn requeue_failed(db: &Db, ids: &[i64]) -> Result<u64, DbErr> {
     Ok(result.rows_affected)
 }
 
-/// Counts all stored messages, for the CLI. SQLite counts the entries of its smallest index.
+/// Counts all stored messages, for the CLI. SQLite counts the entries of a covering index, not
+/// the rows of the table.
 pub async fn count_all(db: &Db) -> Result<u64, DbErr> {
     message::Entity::find().count(&db.reader).await
 }
