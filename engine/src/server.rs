@@ -57,7 +57,7 @@ async fn checkpoint_wal(engine: std::sync::Arc<Engine>, mut shutdown: watch::Rec
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.changed() => return,
         }
-        match engine.db.checkpoint_wal().await {
+        match engine.db.checkpoint_wal(crate::db::WAL_RESTART_FRAMES).await {
             Ok((frames, copied)) if frames > 0 => tracing::debug!(frames, copied, "WAL checkpoint"),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "WAL checkpoint failed"),
