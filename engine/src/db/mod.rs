@@ -25,16 +25,19 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use uig_migrations::Migrator;
 
 /// WAL frames (pages) past which `uig serve`'s checkpoints make the next write start the WAL file
-/// over ([`Db::checkpoint_wal`]): 262,144 pages of 4 KiB, 1 GiB. Each restart makes the writer
-/// wait for a checkpoint of its own, 5 to 14 ms under the benchmark's full intake load. With a
-/// limit of 16,384 frames that came about once a second, and the intake p99 at half rate rose
-/// from 6 to 8 ms to 11 to 24 ms.
+/// over ([`Db::checkpoint_wal`]): 262,144 frames of 4 KiB and a 24-byte header, about 1.1 GB.
+/// Each restart makes the writer wait for a checkpoint of its own: 5 to 14 ms under the
+/// benchmark's full intake load, measured with a limit of 16,384 frames. That limit was reached
+/// about once a second under that load, and the intake p99 at half rate rose from 6 to 8 ms to
+/// 11 to 24 ms.
 pub const WAL_RESTART_FRAMES: i64 = 262_144;
 
-/// Size in bytes that SQLite cuts a WAL file back to when it starts the file over: that of
-/// [`WAL_RESTART_FRAMES`] pages of 4 KiB. Only the part past the limit is cut off, so the next
-/// writes reuse the file without extending it.
-pub const WAL_SIZE_LIMIT: u64 = WAL_RESTART_FRAMES as u64 * 4096;
+/// Size in bytes that SQLite cuts a WAL file back to on the first commit after it starts the file
+/// over: [`WAL_RESTART_FRAMES`] and 65,536 more frames, about 1.35 GB. The checkpoint runs once a
+/// second, so the file grows past the restart limit by up to a second of writes (about 15,000
+/// frames at the benchmark's full intake rate). Only a larger burst is cut off, and the usual
+/// file is reused without being extended.
+pub const WAL_SIZE_LIMIT: u64 = (WAL_RESTART_FRAMES as u64 + 65_536) * (4096 + 24) + 32;
 
 /// Connections to the ledger database.
 #[derive(Clone, Debug)]
@@ -66,8 +69,8 @@ impl Db {
             // `uig serve` checkpoints in the background (`checkpoint_wal`), so a commit does not
             // wait for the database file's fsync. CLI commands leave it to SQLite's close.
             .pragma("wal_autocheckpoint", "0")
-            // A WAL file that is started over keeps its size, so a burst past 1 GiB would
-            // keep its disk space until the gateway stops.
+            // A WAL file that is started over keeps its size, so without a limit a burst
+            // would keep its disk space until the gateway stops.
             .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
             // A statement that fires a trigger (the unread counts' triggers on reads and
             // deletions) makes SQLite keep a statement journal of the pages it changes. Past
@@ -113,8 +116,9 @@ impl Db {
         })
     }
 
-    /// Copies committed WAL pages into the database file without blocking the writer (a PASSIVE
-    /// checkpoint). Returns the WAL's frame count and how many of them are in the database file.
+    /// Copies committed WAL pages into the database file (a PASSIVE checkpoint), without blocking
+    /// the writer unless the WAL has `restart_frames` or more. Returns the WAL's frame count and
+    /// how many of them are in the database file.
     ///
     /// SQLite starts the WAL file over only when a write transaction begins with every frame
     /// already in the database file. Under constant load the group-commit thread begins its next
@@ -122,7 +126,8 @@ impl Db {
     /// catches up and the file grows without end. So when the WAL has `restart_frames` or more
     /// ([`WAL_RESTART_FRAMES`] in `uig serve`), a second checkpoint runs on the writer connection
     /// between two of its transactions. It copies only the frames committed since the first
-    /// checkpoint, and the next write starts the file over.
+    /// checkpoint, and the next write starts the file over. A read transaction that began before
+    /// it and is still open stops both the copy and the restart, and the next call tries again.
     pub async fn checkpoint_wal(&self, restart_frames: i64) -> Result<(i64, i64), DbErr> {
         use sea_orm::{ConnectionTrait, Statement};
 
@@ -159,7 +164,8 @@ impl Db {
     /// If `work` returns or panics inside a transaction, the transaction is rolled back. A
     /// connection that stays inside one is closed, so the pool opens a fresh one.
     ///
-    /// The calling thread blocks while `work` runs: the group-commit thread calls this, and tests.
+    /// The calling thread blocks while `work` runs. Callers: the group-commit thread,
+    /// [`Db::checkpoint_wal`] (inside [`in_place`]) and tests.
     pub async fn with_writer_handle<T>(&self, work: impl FnOnce(&rusqlite::Connection) -> T) -> Result<T, DbErr> {
         with_handle(&self.writer, "writer", work).await
     }
