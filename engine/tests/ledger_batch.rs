@@ -773,7 +773,7 @@ async fn sqlite_built_with_the_workspace_options() {
 /// `checkpoint_wal` finishes the checkpoint on the writer connection between two transactions.
 /// With a checkpoint on a reader connection alone, the WAL grew by every frame written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wal_starts_over_while_the_writer_keeps_writing() {
+async fn wal_restarts_under_constant_writes() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::time::{Duration, Instant};
